@@ -1,0 +1,50 @@
+package signalhub
+
+import "errors"
+
+// Errors returned by the hub. Check them with errors.Is: the hub wraps them
+// with what it was doing.
+var (
+	// ErrHubClosed is returned by every method after Shutdown or Close.
+	ErrHubClosed = errors.New("signalhub: hub closed")
+
+	// ErrEmptyName is returned when a connection ID, user ID, group name or
+	// method target is empty.
+	ErrEmptyName = errors.New("signalhub: empty name")
+
+	// ErrConnectionNotFound is returned by group management for a
+	// connection ID the hub does not hold.
+	ErrConnectionNotFound = errors.New("signalhub: connection not found")
+
+	// ErrUnauthorized is returned by an Authenticator for a request whose
+	// credentials are present but not valid. The hub answers it with 401.
+	ErrUnauthorized = errors.New("signalhub: unauthorized")
+
+	// ErrSlowConsumer is the cause given to OnDisconnected for a connection
+	// that was closed because its outgoing queue was full.
+	ErrSlowConsumer = errors.New("signalhub: connection closed: outgoing queue full")
+
+	// ErrClientTimeout is the cause given to OnDisconnected for a connection
+	// that sent nothing within Options.ClientTimeout.
+	ErrClientTimeout = errors.New("signalhub: connection closed: client timeout")
+
+	// ErrMessageTooLarge is the cause given to OnDisconnected for a
+	// connection that sent a record larger than Options.MaxMessageSize.
+	ErrMessageTooLarge = errors.New("signalhub: connection closed: message too large")
+
+	// ErrProtocol is the cause given to OnDisconnected for a connection that
+	// broke the hub protocol (bad handshake, malformed record, binary data
+	// on a text protocol).
+	ErrProtocol = errors.New("signalhub: protocol error")
+)
+
+// HubError is an error a hub method returns to show its message to the
+// client, like ASP.NET Core's HubException. Other errors reach the client as
+// a generic message unless Options.DetailedErrors is set, so that internal
+// details do not leak.
+type HubError struct {
+	Message string
+}
+
+// Error returns the message.
+func (e HubError) Error() string { return e.Message }

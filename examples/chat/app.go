@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/signalhub/signalhub"
+)
+
+// app is the chat's HTTP surface: the hub, the demo token endpoint and the
+// page.
+type app struct {
+	hub *signalhub.Hub
+	mux *http.ServeMux
+	key []byte
+}
+
+func newApp(key []byte, bundlePath string, log *slog.Logger) (*app, error) {
+	auth, err := signalhub.NewJWTAuthenticator(signalhub.JWTOptions{
+		Key:        key,
+		Algorithms: []string{"HS256"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	hub, err := signalhub.New(&signalhub.Options{
+		Methods:      chatMethods(),
+		Authenticate: auth,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{hub: hub, mux: http.NewServeMux(), key: key}
+	hub.Mount(a.mux, "/chathub")
+	a.mux.HandleFunc("GET /token", a.serveToken)
+	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(indexHTML)
+	})
+	a.mux.HandleFunc("GET /signalr.min.js", func(w http.ResponseWriter, r *http.Request) {
+		if bundlePath == "" {
+			http.Error(w, "client bundle missing: run `make chat` (or `npm ci` in examples/chat)", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		http.ServeFile(w, r, bundlePath)
+	})
+	return a, nil
+}
+
+// chatMethods is the hub contract of the SignalR docs' users-and-groups
+// sample.
+func chatMethods() map[string]any {
+	return map[string]any{
+		"SendMessage": func(c *signalhub.Context, message string) error {
+			return c.Hub().SendToAll(c.Context(), "ReceiveMessage", c.UserID(), message)
+		},
+		"SendMessageToCaller": func(c *signalhub.Context, message string) error {
+			return c.Caller().Send(c.Context(), "ReceiveMessage", c.UserID(), message)
+		},
+		"SendPrivateMessage": func(c *signalhub.Context, user, message string) error {
+			if user == "" {
+				return signalhub.HubError{Message: "user is required"}
+			}
+			return c.Hub().SendToUser(c.Context(), user, "ReceiveMessage", c.UserID(), message)
+		},
+		"AddToGroup": func(c *signalhub.Context, group string) error {
+			if err := joinOrLeave(c, group, true); err != nil {
+				return err
+			}
+			return c.Hub().SendToGroup(c.Context(), group, "Send", c.ConnectionID()+" has joined the group "+group+".")
+		},
+		"RemoveFromGroup": func(c *signalhub.Context, group string) error {
+			if err := joinOrLeave(c, group, false); err != nil {
+				return err
+			}
+			return c.Hub().SendToGroup(c.Context(), group, "Send", c.ConnectionID()+" has left the group "+group+".")
+		},
+		"SendMessageToGroup": func(c *signalhub.Context, group, message string) error {
+			if group == "" {
+				return signalhub.HubError{Message: "group name is required"}
+			}
+			return c.Hub().SendToGroup(c.Context(), group, "ReceiveMessage", c.UserID(), message)
+		},
+		"WhoAmI": func(c *signalhub.Context) whoAmI {
+			w := whoAmI{ConnectionID: c.ConnectionID()}
+			if id := c.UserID(); id != "" {
+				w.UserIdentifier = &id
+			}
+			return w
+		},
+	}
+}
+
+type whoAmI struct {
+	ConnectionID   string  `json:"connectionId"`
+	UserIdentifier *string `json:"userIdentifier"`
+}
+
+func joinOrLeave(c *signalhub.Context, group string, join bool) error {
+	if group == "" {
+		return signalhub.HubError{Message: "group name is required"}
+	}
+	hub := c.Hub()
+	if join {
+		return hub.AddToGroup(c.Context(), c.ConnectionID(), group)
+	}
+	return hub.RemoveFromGroup(c.Context(), c.ConnectionID(), group)
+}
+
+// serveToken issues a demo token: GET /token?user=NAME[&ttl=SECONDS].
+func (a *app) serveToken(w http.ResponseWriter, r *http.Request) {
+	user := r.URL.Query().Get("user")
+	if user == "" {
+		http.Error(w, "user is required", http.StatusBadRequest)
+		return
+	}
+	ttl := time.Hour
+	if s := r.URL.Query().Get("ttl"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			http.Error(w, "ttl must be a positive number of seconds", http.StatusBadRequest)
+			return
+		}
+		ttl = time.Duration(n) * time.Second
+	}
+	tok, err := a.token(user, ttl)
+	if err != nil {
+		http.Error(w, "cannot sign token", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(tok))
+}
+
+func (a *app) token(user string, ttl time.Duration) (string, error) {
+	if len(a.key) == 0 {
+		return "", errors.New("no key")
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{"sub": user, "iat": now.Unix(), "exp": now.Add(ttl).Unix()}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.key)
+}

@@ -1,0 +1,8 @@
+module github.com/signalhub/signalhub
+
+go 1.26
+
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/golang-jwt/jwt/v5 v5.3.1
+)

@@ -1,0 +1,274 @@
+package signalhub
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/signalhub/signalhub/protocol"
+)
+
+// ServeHTTP serves SignalR's HTTP endpoints: POST .../negotiate, and the
+// WebSocket connect on any other path. Mount it with Hub.Mount, or route
+// both the hub path and path+"/negotiate" to it yourself.
+//
+// After the upgrade the connection lives on the calling goroutine until it
+// ends; ServeHTTP returns when its goroutines have exited.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/negotiate") {
+		h.serveNegotiate(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		h.serveConnect(w, r)
+	case http.MethodPost:
+		// The send half of SSE and Long Polling, which this hub does not
+		// offer: every connection is a WebSocket one.
+		http.Error(w, "POST requests are not allowed for WebSocket connections.", http.StatusMethodNotAllowed)
+	case http.MethodDelete:
+		http.Error(w, "Cannot terminate this connection using the DELETE endpoint.", http.StatusBadRequest)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+	}
+}
+
+// queryValue reads a query parameter with a case-insensitive key, as
+// ASP.NET Core does.
+func queryValue(r *http.Request, key string) (string, bool) {
+	for k, v := range r.URL.Query() {
+		if strings.EqualFold(k, key) && len(v) > 0 {
+			return v[0], true
+		}
+	}
+	return "", false
+}
+
+// authenticate returns the request's claims (nil when anonymous) or an
+// error wrapping ErrUnauthorized.
+func (h *Hub) authenticate(r *http.Request) (Claims, error) {
+	var claims Claims
+	if h.opts.Authenticate != nil {
+		c, err := h.opts.Authenticate(r)
+		if err != nil {
+			if !errors.Is(err, ErrUnauthorized) {
+				err = errors.Join(ErrUnauthorized, err)
+			}
+			return nil, err
+		}
+		claims = c
+	}
+	if claims == nil {
+		claims, _ = ClaimsFromContext(r.Context())
+	}
+	if claims == nil && h.opts.RequireAuth {
+		return nil, errors.New("signalhub: unauthorized: no credentials")
+	}
+	return claims, nil
+}
+
+func (h *Hub) refuseUnauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused", slog.String("path", r.URL.Path), slog.Any("err", err))
+	}
+	w.Header().Set("WWW-Authenticate", "Bearer")
+	http.Error(w, "Unauthorized", http.StatusUnauthorized)
+}
+
+func refuseClosed(w http.ResponseWriter) {
+	http.Error(w, "The hub is shutting down.", http.StatusServiceUnavailable)
+}
+
+// newID returns 16 random bytes, base64url: URL-safe, as the JavaScript
+// client does not escape the token it puts in the connect URL.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// serveNegotiate answers POST {hub}/negotiate with a connection ID and a
+// secret connection token for the WebSocket connect that follows.
+func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+		return
+	}
+	version := 0
+	if v, ok := queryValue(r, "negotiateVersion"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			writeJSON(w, protocol.NegotiateError{Error: "The client requested a non-integer protocol version."})
+			return
+		}
+		if n < 0 {
+			writeJSON(w, protocol.NegotiateError{Error: "The client requested version '" + v + "', but the server does not support this version."})
+			return
+		}
+		version = min(n, protocol.MaxNegotiateVersion)
+	}
+	if _, err := h.authenticate(r); err != nil {
+		h.refuseUnauthorized(w, r, err)
+		return
+	}
+	id := newID()
+	token := id // version 0 clients use the connection ID as the token
+	if version >= 1 {
+		token = newID()
+	}
+	now := time.Now()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		refuseClosed(w)
+		return
+	}
+	h.expireTokensLocked(now)
+	h.tokens[token] = &tokenEntry{id: id, expires: now.Add(h.opts.NegotiateTimeout)}
+	h.tokenFIFO = append(h.tokenFIFO, token)
+	h.mu.Unlock()
+
+	resp := protocol.NegotiateResponse{
+		NegotiateVersion: version,
+		ConnectionID:     id,
+		AvailableTransports: []protocol.AvailableTransport{{
+			Transport:       protocol.TransportWebSockets,
+			TransferFormats: []string{"Text", "Binary"},
+		}},
+	}
+	if version >= 1 {
+		resp.ConnectionToken = token
+	}
+	writeJSON(w, resp)
+}
+
+// expireTokensLocked forgets negotiated tokens whose connect never came.
+// Tokens expire in negotiate order, so this is amortised O(1).
+func (h *Hub) expireTokensLocked(now time.Time) {
+	i := 0
+	for ; i < len(h.tokenFIFO); i++ {
+		e := h.tokens[h.tokenFIFO[i]]
+		if e != nil && now.Before(e.expires) {
+			break
+		}
+		if e != nil && !e.attached {
+			delete(h.tokens, h.tokenFIFO[i])
+		}
+	}
+	if i > 0 {
+		n := copy(h.tokenFIFO, h.tokenFIFO[i:])
+		clear(h.tokenFIFO[n:])
+		h.tokenFIFO = h.tokenFIFO[:n]
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// serveConnect upgrades GET {hub}?id=<token> to a WebSocket and runs the
+// connection. Without an id (skipNegotiation) it creates the connection on
+// the spot.
+func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
+	token, _ := queryValue(r, "id")
+	if !isWebSocketUpgrade(r) {
+		if token == "" {
+			http.Error(w, "Connection ID required", http.StatusBadRequest)
+			return
+		}
+		transport := protocol.TransportLongPolling
+		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			transport = protocol.TransportServerSentEvents
+		}
+		http.Error(w, transport+" transport not supported by this end point type", http.StatusNotFound)
+		return
+	}
+	claims, err := h.authenticate(r)
+	if err != nil {
+		h.refuseUnauthorized(w, r, err)
+		return
+	}
+
+	id := ""
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		refuseClosed(w)
+		return
+	}
+	if token == "" {
+		id = newID()
+	} else {
+		e := h.tokens[token]
+		switch {
+		case e == nil || (!e.attached && time.Now().After(e.expires)):
+			h.mu.Unlock()
+			http.Error(w, "No Connection with that ID", http.StatusNotFound)
+			return
+		case e.attached:
+			h.mu.Unlock()
+			w.WriteHeader(http.StatusConflict)
+			return
+		}
+		e.attached = true
+		id = e.id
+	}
+	h.mu.Unlock()
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns: h.opts.AllowedOrigins,
+	})
+	if err != nil {
+		// Accept has answered the request (403 for a foreign origin).
+		h.forgetToken(token)
+		return
+	}
+	ws.SetReadLimit(-1) // records are limited one by one, see Options.MaxMessageSize
+
+	c := newConn(h, id, token, wsWire{ws})
+	c.claims = claims
+	c.userID = h.opts.UserID(claims)
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		c.cancel(ErrHubClosed)
+		h.forgetToken(token)
+		return
+	}
+	h.serving[c] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	c.serve(ws)
+}
+
+func (h *Hub) forgetToken(token string) {
+	if token == "" {
+		return
+	}
+	h.mu.Lock()
+	delete(h.tokens, token)
+	h.mu.Unlock()
+}

@@ -1,0 +1,503 @@
+package signalhub
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/signalhub/signalhub/protocol"
+)
+
+// Hub tracks every connection by connection ID, by user and by group, and
+// fans messages out to them. It is an http.Handler that serves SignalR's
+// negotiate and WebSocket endpoints (see Hub.Mount).
+//
+// A Hub is safe for concurrent use. Its Send methods only queue messages:
+// they never wait for a socket, and a connection whose queue is full is
+// closed rather than slowing the sender down (see Options.SendQueueLength).
+type Hub struct {
+	opts    Options
+	methods map[string]*method
+	log     *slog.Logger
+	start   time.Time // origin of now(), a monotonic clock
+
+	baseCtx    context.Context // parent of every connection's context
+	cancelBase context.CancelFunc
+
+	// mu guards conns, users, groups, tokens, tokenFIFO, serving and closed.
+	// Under it: map work and non-blocking enqueues only.
+	mu        sync.RWMutex
+	conns     map[string]*conn // handshaken connections by ID
+	users     userIndex[*conn]
+	groups    groupIndex[*conn]
+	tokens    map[string]*tokenEntry // negotiated connection tokens
+	tokenFIFO []string               // tokens in negotiate order, for expiry
+	serving   map[*conn]struct{}     // every accepted socket, handshaken or not
+	closed    bool
+
+	wg sync.WaitGroup // one per accepted socket, until its cleanup is done
+}
+
+// tokenEntry is a negotiated connection waiting for, or holding, its
+// WebSocket.
+type tokenEntry struct {
+	id       string
+	expires  time.Time
+	attached bool
+}
+
+// New returns a Hub configured by opts; nil means defaults. It reports an
+// invalid option or hub method signature as an error.
+func New(opts *Options) (*Hub, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	methods, err := compileMethods(o.Methods)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		opts:    o,
+		methods: methods,
+		log:     o.Logger,
+		start:   time.Now(),
+		conns:   make(map[string]*conn),
+		tokens:  make(map[string]*tokenEntry),
+		serving: make(map[*conn]struct{}),
+	}
+	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
+	return h, nil
+}
+
+// now is the hub's monotonic clock in nanoseconds.
+func (h *Hub) now() int64 { return int64(time.Since(h.start)) }
+
+// Router is what Mount registers on: *http.ServeMux and most routers.
+type Router interface {
+	Handle(pattern string, handler http.Handler)
+}
+
+// Mount registers the hub on mux at path (such as "/chathub"): the
+// negotiate endpoint at path+"/negotiate" and the WebSocket endpoint at
+// path itself, with no redirect in between (WebSocket clients do not
+// follow redirects).
+func (h *Hub) Mount(mux Router, path string) {
+	mux.Handle(path, h)
+	mux.Handle(path+"/negotiate", h)
+}
+
+// audienceKind says who a send goes to.
+type audienceKind uint8
+
+const (
+	toAll audienceKind = iota
+	toConnection
+	toConnections
+	toUser
+	toUsers
+	toGroup
+	toGroups
+)
+
+// audience is the resolved target of a send. name is the single connection,
+// user or group; names the plural forms; except the connection IDs left out.
+type audience struct {
+	kind   audienceKind
+	name   string
+	names  []string
+	except []string
+}
+
+// SendToAll invokes target with args on every connection. Like every Send
+// method, it encodes args once, queues the message for each recipient and
+// returns without waiting for delivery. An audience with nobody in it is
+// not an error. It returns ErrEmptyName for an empty target, an encoding
+// error for args that cannot be encoded as JSON, ctx.Err() if ctx is done,
+// and ErrHubClosed after Shutdown.
+func (h *Hub) SendToAll(ctx context.Context, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toAll}, target, args)
+}
+
+// SendToAllExcept invokes target on every connection but the excluded ones.
+func (h *Hub) SendToAllExcept(ctx context.Context, excludedConnectionIDs []string, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toAll, except: excludedConnectionIDs}, target, args)
+}
+
+// SendToConnection invokes target on one connection.
+func (h *Hub) SendToConnection(ctx context.Context, connectionID, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toConnection, name: connectionID}, target, args)
+}
+
+// SendToConnections invokes target on each listed connection once.
+func (h *Hub) SendToConnections(ctx context.Context, connectionIDs []string, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toConnections, names: connectionIDs}, target, args)
+}
+
+// SendToUser invokes target on every connection of the user.
+func (h *Hub) SendToUser(ctx context.Context, userID, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toUser, name: userID}, target, args)
+}
+
+// SendToUsers invokes target on every connection of each listed user, once
+// per connection.
+func (h *Hub) SendToUsers(ctx context.Context, userIDs []string, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toUsers, names: userIDs}, target, args)
+}
+
+// SendToGroup invokes target on every member of the group.
+func (h *Hub) SendToGroup(ctx context.Context, group, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toGroup, name: group}, target, args)
+}
+
+// SendToGroups invokes target on every member of the listed groups, once
+// per connection even when it is in several of them.
+func (h *Hub) SendToGroups(ctx context.Context, groups []string, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toGroups, names: groups}, target, args)
+}
+
+// SendToGroupExcept invokes target on every member of the group but the
+// excluded connections.
+func (h *Hub) SendToGroupExcept(ctx context.Context, group string, excludedConnectionIDs []string, target string, args ...any) error {
+	return h.send(ctx, audience{kind: toGroup, name: group, except: excludedConnectionIDs}, target, args)
+}
+
+// send validates, encodes once and delivers.
+func (h *Hub) send(ctx context.Context, a audience, target string, args []any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if target == "" {
+		return fmt.Errorf("signalhub: send: target: %w", ErrEmptyName)
+	}
+	switch a.kind {
+	case toConnection, toUser, toGroup:
+		if a.name == "" {
+			return fmt.Errorf("signalhub: send %s: %w", target, ErrEmptyName)
+		}
+	case toConnections, toUsers, toGroups:
+		for _, n := range a.names {
+			if n == "" {
+				return fmt.Errorf("signalhub: send %s: %w", target, ErrEmptyName)
+			}
+		}
+	}
+	rec, err := appendInvocationRecord(nil, target, args)
+	if err != nil {
+		return fmt.Errorf("signalhub: send %s: %w", target, err)
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return ErrHubClosed
+	}
+	h.deliverLocked(a, rec)
+	return nil
+}
+
+// appendInvocationRecord encodes a non-blocking Invocation record.
+func appendInvocationRecord(dst []byte, target string, args []any) ([]byte, error) {
+	enc, err := protocol.EncodeArguments(args)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.AppendInvocation(dst, "", target, enc), nil
+}
+
+// deliverLocked queues rec for every connection of a. The caller holds
+// h.mu (read). Enqueueing never blocks.
+func (h *Hub) deliverLocked(a audience, rec []byte) {
+	switch a.kind {
+	case toAll:
+		for _, c := range h.conns {
+			if !excluded(c.id, a.except) {
+				c.enqueue(rec)
+			}
+		}
+	case toConnection:
+		if c := h.conns[a.name]; c != nil && !excluded(c.id, a.except) {
+			c.enqueue(rec)
+		}
+	case toConnections:
+		for i, id := range a.names {
+			if c := h.conns[id]; c != nil && !excluded(id, a.except) && !seenBefore(a.names, i) {
+				c.enqueue(rec)
+			}
+		}
+	case toUser:
+		h.deliverSet(h.users.conns(a.name), a.except, rec)
+	case toUsers:
+		for i, u := range a.names {
+			if !seenBefore(a.names, i) {
+				h.deliverSet(h.users.conns(u), a.except, rec)
+			}
+		}
+	case toGroup:
+		h.deliverSet(h.groups.conns(a.name), a.except, rec)
+	case toGroups:
+		for i, g := range a.names {
+			if seenBefore(a.names, i) {
+				continue
+			}
+			for c := range h.groups.conns(g) {
+				if !excluded(c.id, a.except) && !h.inEarlierGroup(c, a.names[:i]) {
+					c.enqueue(rec)
+				}
+			}
+		}
+	}
+}
+
+func (h *Hub) deliverSet(set map[*conn]struct{}, except []string, rec []byte) {
+	for c := range set {
+		if !excluded(c.id, except) {
+			c.enqueue(rec)
+		}
+	}
+}
+
+// inEarlierGroup reports whether c already got the message as a member of
+// one of groups, so that SendToGroups delivers once per connection without
+// allocating a set.
+func (h *Hub) inEarlierGroup(c *conn, groups []string) bool {
+	for _, g := range groups {
+		if h.groups.members.has(g, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func excluded(id string, except []string) bool {
+	for _, e := range except {
+		if e == id {
+			return true
+		}
+	}
+	return false
+}
+
+// seenBefore reports whether names[i] already appeared in names[:i].
+func seenBefore(names []string, i int) bool {
+	for _, n := range names[:i] {
+		if n == names[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// AddToGroup adds the connection to the group; adding a member again does
+// nothing. It returns ErrEmptyName for an empty ID or group,
+// ErrConnectionNotFound for a connection the hub does not hold, and
+// ErrHubClosed after Shutdown. Membership ends with the connection.
+func (h *Hub) AddToGroup(ctx context.Context, connectionID, group string) error {
+	return h.changeGroup(ctx, connectionID, group, true)
+}
+
+// RemoveFromGroup removes the connection from the group; removing a
+// non-member does nothing. Errors are those of AddToGroup.
+func (h *Hub) RemoveFromGroup(ctx context.Context, connectionID, group string) error {
+	return h.changeGroup(ctx, connectionID, group, false)
+}
+
+func (h *Hub) changeGroup(ctx context.Context, connectionID, group string, add bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if connectionID == "" || group == "" {
+		return fmt.Errorf("signalhub: group %q, connection %q: %w", group, connectionID, ErrEmptyName)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrHubClosed
+	}
+	c := h.conns[connectionID]
+	if c == nil {
+		return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connectionID, ErrConnectionNotFound)
+	}
+	if add {
+		h.groups.add(group, c)
+	} else {
+		h.groups.remove(group, c)
+	}
+	return nil
+}
+
+// GroupMembers returns the IDs of the group's connections on this hub, in
+// no particular order.
+func (h *Hub) GroupMembers(group string) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return connIDs(h.groups.conns(group))
+}
+
+// UserConnections returns the IDs of the user's connections on this hub, in
+// no particular order.
+func (h *Hub) UserConnections(userID string) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return connIDs(h.users.conns(userID))
+}
+
+// ConnectionGroups returns the groups the connection is in, in no
+// particular order.
+func (h *Hub) ConnectionGroups(connectionID string) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	c := h.conns[connectionID]
+	if c == nil {
+		return nil
+	}
+	set := h.groups.groupsOf(c)
+	out := make([]string, 0, len(set))
+	for g := range set {
+		out = append(out, g)
+	}
+	return out
+}
+
+// Stats is a snapshot of the hub's indexes.
+type Stats struct {
+	Connections int // handshaken connections
+	Users       int // users with at least one connection
+	Groups      int // groups with at least one member
+}
+
+// Stats returns how many connections, users and groups the hub holds.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return Stats{Connections: len(h.conns), Users: h.users.users(), Groups: h.groups.groups()}
+}
+
+func connIDs(set map[*conn]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c.id)
+	}
+	return out
+}
+
+// register adds a handshaken connection to the indexes.
+func (h *Hub) register(c *conn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrHubClosed
+	}
+	h.conns[c.id] = c
+	h.users.add(c.userID, c)
+	return nil
+}
+
+// unregister removes a connection from every index: O(its groups).
+func (h *Hub) unregister(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c.id)
+	h.users.remove(c.userID, c)
+	h.groups.removeConn(c)
+}
+
+// release forgets an accepted socket once its cleanup is done.
+func (h *Hub) release(c *conn) {
+	h.mu.Lock()
+	delete(h.serving, c)
+	if c.token != "" {
+		delete(h.tokens, c.token)
+	}
+	h.mu.Unlock()
+}
+
+// disconnected runs OnDisconnected outside any lock.
+func (h *Hub) disconnected(c *conn, cause error) {
+	if h.log.Enabled(context.Background(), slog.LevelDebug) {
+		h.log.LogAttrs(context.Background(), slog.LevelDebug, "connection closed",
+			slog.String("conn_id", c.id), slog.String("user_id", c.userID), slog.Any("err", cause))
+	}
+	if fn := h.opts.OnDisconnected; fn != nil {
+		_ = h.callHook(c, "OnDisconnected", func() error { fn(&c.hctx, cause); return nil })
+	}
+}
+
+// Shutdown stops the hub gracefully: new negotiations and connects get 503,
+// every method returns ErrHubClosed, and each connection is sent what was
+// already queued for it and a Close message that lets clients with
+// automatic reconnect come back (to another server). Shutdown returns when
+// every connection's goroutines have exited and OnDisconnected has run. If
+// ctx ends first, the remaining connections are dropped at once; Shutdown
+// still waits for their goroutines and returns ctx.Err().
+//
+// http.Server.Shutdown does not wait for WebSockets, which are hijacked
+// connections: register the hub's Shutdown with
+// http.Server.RegisterOnShutdown, or call it yourself.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	first := !h.closed
+	h.closed = true
+	snapshot := h.servingLocked()
+	h.mu.Unlock()
+	if first {
+		h.log.LogAttrs(ctx, slog.LevelInfo, "hub shutting down", slog.Int("connections", len(snapshot)))
+	}
+	for _, c := range snapshot {
+		c.closeWith(ErrHubClosed, "", true, websocket.StatusGoingAway, "server shutting down")
+		if !c.handshaken() {
+			_ = c.wire.closeNow() // nothing to flush before the handshake
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		h.cancelBase()
+		return nil
+	case <-ctx.Done():
+	}
+	h.dropAll()
+	<-done
+	h.cancelBase()
+	return ctx.Err()
+}
+
+// Close stops the hub at once: like Shutdown, but every connection is
+// dropped without waiting for its queue to drain. It returns when the
+// connections' goroutines have exited.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.dropAll()
+	h.wg.Wait()
+	h.cancelBase()
+	return nil
+}
+
+// dropAll closes every accepted socket without a close handshake.
+func (h *Hub) dropAll() {
+	h.mu.RLock()
+	snapshot := h.servingLocked()
+	h.mu.RUnlock()
+	for _, c := range snapshot {
+		c.stopWriter()
+		_ = c.wire.closeNow()
+	}
+}
+
+func (h *Hub) servingLocked() []*conn {
+	out := make([]*conn, 0, len(h.serving))
+	for c := range h.serving {
+		out = append(out, c)
+	}
+	return out
+}

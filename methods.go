@@ -1,0 +1,205 @@
+package signalhub
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime/debug"
+	"strings"
+
+	"github.com/signalhub/signalhub/protocol"
+)
+
+// method is a registered hub method, analysed once by reflection.
+type method struct {
+	name   string
+	fn     reflect.Value
+	params []reflect.Type // the client-supplied parameters, after *Context
+	result bool           // returns a value
+	errOut bool           // returns an error (last)
+}
+
+var (
+	contextPtrType = reflect.TypeFor[*Context]()
+	errorType      = reflect.TypeFor[error]()
+)
+
+// newMethod checks fn's signature.
+func newMethod(name string, fn any) (*method, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("signalhub: method %q is nil", name)
+	}
+	v := reflect.ValueOf(fn)
+	t := v.Type()
+	if t.Kind() != reflect.Func {
+		return nil, fmt.Errorf("signalhub: method %q: want a func, got %T", name, fn)
+	}
+	if v.IsNil() {
+		return nil, fmt.Errorf("signalhub: method %q is a nil func", name)
+	}
+	if t.NumIn() == 0 || t.In(0) != contextPtrType {
+		return nil, fmt.Errorf("signalhub: method %q: first parameter must be *signalhub.Context", name)
+	}
+	if t.IsVariadic() {
+		return nil, fmt.Errorf("signalhub: method %q: variadic methods are not supported", name)
+	}
+	m := &method{name: name, fn: v}
+	for i := 1; i < t.NumIn(); i++ {
+		m.params = append(m.params, t.In(i))
+	}
+	switch t.NumOut() {
+	case 0:
+	case 1:
+		if t.Out(0) == errorType {
+			m.errOut = true
+		} else {
+			m.result = true
+		}
+	case 2:
+		if t.Out(1) != errorType {
+			return nil, fmt.Errorf("signalhub: method %q: second result must be error", name)
+		}
+		m.result, m.errOut = true, true
+	default:
+		return nil, fmt.Errorf("signalhub: method %q: at most two results (value, error)", name)
+	}
+	return m, nil
+}
+
+// compileMethods validates Options.Methods into a case-insensitive table.
+func compileMethods(in map[string]any) (map[string]*method, error) {
+	out := make(map[string]*method, len(in))
+	for name, fn := range in {
+		if name == "" {
+			return nil, fmt.Errorf("signalhub: method name: %w", ErrEmptyName)
+		}
+		key := strings.ToLower(name)
+		if prev, dup := out[key]; dup {
+			return nil, fmt.Errorf("signalhub: methods %q and %q differ only in case", prev.name, name)
+		}
+		m, err := newMethod(name, fn)
+		if err != nil {
+			return nil, err
+		}
+		out[key] = m
+	}
+	return out, nil
+}
+
+// Completion error texts, as ASP.NET Core words them so that clients see
+// the same messages from either server.
+const (
+	errInvokeFailed     = "Failed to invoke '%s' due to an error on the server."
+	errUnexpected       = "An unexpected error occurred invoking '%s' on the server."
+	detailNoMethod      = " HubException: Method does not exist."
+	detailArgCount      = " InvalidDataException: Invocation provides %d argument(s) but target expects %d."
+	detailArgBinding    = " InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked."
+	detailStreamsRefuse = " HubException: Client sent %d stream(s), Hub method expects 0."
+)
+
+// invoke runs one Invocation message and sends its Completion.
+func (c *conn) invoke(msg *protocol.Message) {
+	h := c.hub
+	m := h.methods[strings.ToLower(msg.Target)]
+	if m == nil {
+		c.complete(msg.InvocationID, nil, fmt.Sprintf(errInvokeFailed, msg.Target)+detailNoMethod)
+		return
+	}
+	if len(msg.StreamIDs) > 0 {
+		c.complete(msg.InvocationID, nil, fmt.Sprintf(errUnexpected, msg.Target)+fmt.Sprintf(detailStreamsRefuse, len(msg.StreamIDs)))
+		return
+	}
+	if len(msg.Arguments) != len(m.params) {
+		text := fmt.Sprintf(errInvokeFailed, msg.Target)
+		if h.opts.DetailedErrors {
+			text += fmt.Sprintf(detailArgCount, len(msg.Arguments), len(m.params))
+		}
+		c.complete(msg.InvocationID, nil, text)
+		return
+	}
+	in := make([]reflect.Value, 1+len(m.params))
+	in[0] = reflect.ValueOf(&c.hctx)
+	for i, t := range m.params {
+		p := reflect.New(t)
+		if err := json.Unmarshal(msg.Arguments[i], p.Interface()); err != nil {
+			text := fmt.Sprintf(errInvokeFailed, msg.Target)
+			if h.opts.DetailedErrors {
+				text += detailArgBinding
+			}
+			c.complete(msg.InvocationID, nil, text)
+			return
+		}
+		in[i+1] = p.Elem()
+	}
+
+	c.busy.Add(1)
+	out, err := c.call(m, in)
+	c.lastRecv.Store(h.now()) // time in hub methods does not count as silence
+	c.busy.Add(-1)
+
+	if err != nil {
+		c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))
+		c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))
+		return
+	}
+	if msg.InvocationID == "" {
+		return
+	}
+	var result []byte
+	if m.result {
+		result, err = json.Marshal(out[0].Interface())
+		if err != nil {
+			h.log.LogAttrs(c.ctx, slog.LevelError, "hub method result cannot be encoded",
+				slog.String("conn_id", c.id), slog.String("method", m.name), slog.Any("err", err))
+			c.complete(msg.InvocationID, nil, fmt.Sprintf(errUnexpected, msg.Target))
+			return
+		}
+	}
+	c.complete(msg.InvocationID, result, "")
+}
+
+// call runs the method, turning a panic into an error.
+func (c *conn) call(m *method, in []reflect.Value) (out []reflect.Value, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.hub.log.LogAttrs(c.ctx, slog.LevelError, "hub method panicked",
+				slog.String("conn_id", c.id), slog.String("method", m.name),
+				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	out = m.fn.Call(in)
+	if m.errOut {
+		if e, _ := out[len(out)-1].Interface().(error); e != nil {
+			return nil, e
+		}
+	}
+	return out, nil
+}
+
+// errorText is the text a client sees for err: prefix, plus a HubError's
+// message always and any other error's text only with DetailedErrors.
+func (h *Hub) errorText(prefix string, err error) string {
+	var he HubError
+	if errors.As(err, &he) {
+		return prefix + " HubException: " + he.Message
+	}
+	if h.opts.DetailedErrors {
+		return prefix + " " + err.Error()
+	}
+	return prefix
+}
+
+// callHook runs OnConnected-style hooks with panic recovery.
+func (h *Hub) callHook(c *conn, name string, fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.LogAttrs(c.ctx, slog.LevelError, name+" panicked",
+				slog.String("conn_id", c.id), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn()
+}

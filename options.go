@@ -1,0 +1,167 @@
+package signalhub
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Options configures a Hub. The zero value is valid: every field documents
+// its default. New copies the Options, so changing them afterwards has no
+// effect.
+type Options struct {
+	// Methods are the hub methods clients invoke, by name. Names are matched
+	// case-insensitively, as ASP.NET Core does, so two names that differ only
+	// in case are an error.
+	//
+	// Each value is a func whose first parameter is *Context, followed by the
+	// method's arguments in order; each argument is decoded from JSON
+	// straight into its parameter type. It returns nothing, an error, a
+	// result, or a result and an error. The result becomes the Completion's
+	// result; an error becomes an error Completion (see HubError).
+	//
+	//	"SendMessage": func(c *signalhub.Context, user, message string) error
+	//	"Add":         func(c *signalhub.Context, a, b int) int
+	Methods map[string]any
+
+	// OnConnected runs once per connection, after the handshake and after
+	// the connection has joined the user index, before any of its messages
+	// is processed. An error closes the connection with that error and no
+	// reconnect.
+	OnConnected func(c *Context) error
+
+	// OnDisconnected runs once for every connection whose OnConnected ran
+	// (or would have, if it is nil), after it has left every index. err is
+	// nil for a graceful close by the client and otherwise says why the
+	// connection ended (see ErrSlowConsumer, ErrClientTimeout, ...).
+	OnDisconnected func(c *Context, err error)
+
+	// Authenticate reads the credentials of negotiate and connect requests
+	// (see NewJWTAuthenticator). When it is nil, or returns nil claims, the
+	// claims come from the request context (ContextWithClaims), which is how
+	// an app's own authentication middleware plugs in.
+	Authenticate Authenticator
+
+	// RequireAuth refuses anonymous connections with 401. Defaults to false:
+	// anonymous connections get an empty user ID.
+	RequireAuth bool
+
+	// UserID picks the user identifier from a connection's claims. Defaults
+	// to DefaultUserID (the NameIdentifier claim, a JWT's "sub"). An empty
+	// result means the connection belongs to no user.
+	UserID func(Claims) string
+
+	// AllowedOrigins lists the host patterns (path.Match syntax, e.g.
+	// "example.com" or "*.example.com") whose browser pages may open
+	// WebSockets to the hub. Same-origin requests and requests without an
+	// Origin header (non-browser clients) are always allowed. Defaults to
+	// none.
+	AllowedOrigins []string
+
+	// KeepAliveInterval is how long a connection may go without the server
+	// sending anything before it sends a Ping. Defaults to 15s. Keep it at
+	// most half the clients' server timeout (30s in the official clients).
+	KeepAliveInterval time.Duration
+
+	// ClientTimeout closes a connection that has sent nothing (not even a
+	// Ping) for this long. Defaults to 30s. Time spent running the
+	// connection's hub methods does not count.
+	ClientTimeout time.Duration
+
+	// HandshakeTimeout closes a connection that has not completed the
+	// handshake this long after the WebSocket opened. Defaults to 15s.
+	HandshakeTimeout time.Duration
+
+	// NegotiateTimeout is how long a negotiated connection token stays valid
+	// for the WebSocket connect that should follow. Defaults to 15s.
+	NegotiateTimeout time.Duration
+
+	// MaxMessageSize is the largest incoming record in bytes. A larger one
+	// closes the connection with an error. Defaults to 32 KiB.
+	MaxMessageSize int
+
+	// MaxParallelInvocations is how many hub method invocations of one
+	// connection may run at once. Defaults to 1: invocations run in order,
+	// on the connection's read goroutine. Further invocations wait.
+	MaxParallelInvocations int
+
+	// SendQueueLength bounds how many outgoing messages a connection may
+	// have waiting for its writer, and SendQueueBytes their total size.
+	// A send that would exceed either never blocks: the slow connection is
+	// closed with a Close message saying so, and OnDisconnected gets
+	// ErrSlowConsumer. Default to 1024 messages and 1 MiB.
+	SendQueueLength int
+	SendQueueBytes  int
+
+	// WriteTimeout bounds each socket write. A connection whose write takes
+	// longer is closed. Defaults to 10s.
+	WriteTimeout time.Duration
+
+	// DetailedErrors adds the error text to the Completion sent for a hub
+	// method that failed. Defaults to false, as in ASP.NET Core: only
+	// HubError messages are shown to clients.
+	DetailedErrors bool
+
+	// Logger receives the hub's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns a copy of o with every zero field set to its default,
+// or an error naming the first invalid field.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"KeepAliveInterval", &c.KeepAliveInterval, 15 * time.Second},
+		{"ClientTimeout", &c.ClientTimeout, 30 * time.Second},
+		{"HandshakeTimeout", &c.HandshakeTimeout, 15 * time.Second},
+		{"NegotiateTimeout", &c.NegotiateTimeout, 15 * time.Second},
+		{"WriteTimeout", &c.WriteTimeout, 10 * time.Second},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return Options{}, fmt.Errorf("signalhub: Options.%s is negative", d.name)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	ints := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxMessageSize", &c.MaxMessageSize, 32 << 10},
+		{"MaxParallelInvocations", &c.MaxParallelInvocations, 1},
+		{"SendQueueLength", &c.SendQueueLength, 1024},
+		{"SendQueueBytes", &c.SendQueueBytes, 1 << 20},
+	}
+	for _, n := range ints {
+		if *n.v < 0 {
+			return Options{}, fmt.Errorf("signalhub: Options.%s is negative", n.name)
+		}
+		if *n.v == 0 {
+			*n.v = n.def
+		}
+	}
+	if c.UserID == nil {
+		c.UserID = DefaultUserID
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	for _, p := range c.AllowedOrigins {
+		if strings.TrimSpace(p) == "" {
+			return Options{}, errors.New("signalhub: empty pattern in Options.AllowedOrigins")
+		}
+	}
+	return c, nil
+}

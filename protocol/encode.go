@@ -1,0 +1,267 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// EncodeArguments encodes args as a JSON array, the "arguments" field of an
+// Invocation. A nil or empty args gives "[]". Values are encoded with
+// encoding/json, so struct tags apply.
+func EncodeArguments(args []any) ([]byte, error) {
+	return AppendArguments(nil, args)
+}
+
+// AppendArguments is EncodeArguments appending to dst.
+func AppendArguments(dst []byte, args []any) ([]byte, error) {
+	dst = append(dst, '[')
+	for i, a := range args {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		dst, err = appendValue(dst, a)
+		if err != nil {
+			return nil, fmt.Errorf("protocol: encode argument %d: %w", i, err)
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+// appendValue encodes the common scalar types without reflection and
+// falls back to encoding/json for the rest.
+func appendValue(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case string:
+		return AppendString(dst, x), nil
+	case bool:
+		return strconv.AppendBool(dst, x), nil
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(dst, x, 10), nil
+	case json.RawMessage:
+		if !json.Valid(x) {
+			return nil, fmt.Errorf("invalid json.RawMessage")
+		}
+		return append(dst, x...), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, b...), nil
+}
+
+// AppendInvocation appends an Invocation record. args must be a JSON array
+// (see EncodeArguments). An empty invocationID makes it non-blocking.
+func AppendInvocation(dst []byte, invocationID, target string, args []byte) []byte {
+	dst = append(dst, `{"type":1`...)
+	if invocationID != "" {
+		dst = append(dst, `,"invocationId":`...)
+		dst = AppendString(dst, invocationID)
+	}
+	dst = append(dst, `,"target":`...)
+	dst = AppendString(dst, target)
+	dst = append(dst, `,"arguments":`...)
+	if len(args) == 0 {
+		dst = append(dst, "[]"...)
+	} else {
+		dst = append(dst, args...)
+	}
+	return append(dst, '}', RecordSeparator)
+}
+
+// AppendCompletion appends a successful Completion record. A nil result is
+// written as "result":null, as ASP.NET Core does for void methods.
+func AppendCompletion(dst []byte, invocationID string, result []byte) []byte {
+	dst = append(dst, `{"type":3,"invocationId":`...)
+	dst = AppendString(dst, invocationID)
+	dst = append(dst, `,"result":`...)
+	if len(result) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, result...)
+	}
+	return append(dst, '}', RecordSeparator)
+}
+
+// AppendCompletionError appends an error Completion record.
+func AppendCompletionError(dst []byte, invocationID, errMsg string) []byte {
+	dst = append(dst, `{"type":3,"invocationId":`...)
+	dst = AppendString(dst, invocationID)
+	dst = append(dst, `,"error":`...)
+	dst = AppendString(dst, errMsg)
+	return append(dst, '}', RecordSeparator)
+}
+
+// AppendPing appends a Ping record.
+func AppendPing(dst []byte) []byte {
+	return append(dst, `{"type":6}`+string(RecordSeparator)...)
+}
+
+// AppendClose appends a Close record. An empty errMsg means a normal close.
+// allowReconnect tells clients with automatic reconnect to come back.
+func AppendClose(dst []byte, errMsg string, allowReconnect bool) []byte {
+	dst = append(dst, `{"type":7`...)
+	if errMsg != "" {
+		dst = append(dst, `,"error":`...)
+		dst = AppendString(dst, errMsg)
+	}
+	if allowReconnect {
+		dst = append(dst, `,"allowReconnect":true`...)
+	}
+	return append(dst, '}', RecordSeparator)
+}
+
+// AppendMessage appends any message as a JSON record. It is the general
+// encoder; the type-specific AppendX functions are faster for the common
+// cases. Arguments, Item and Result must hold valid JSON.
+func AppendMessage(dst []byte, m *Message) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = strconv.AppendInt(dst, int64(m.Type), 10)
+	field := func(name string) {
+		dst = append(dst, ',', '"')
+		dst = append(dst, name...)
+		dst = append(dst, '"', ':')
+	}
+	if len(m.Headers) > 0 {
+		field("headers")
+		dst = append(dst, '{')
+		first := true
+		for k, v := range m.Headers {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = AppendString(dst, k)
+			dst = append(dst, ':')
+			dst = AppendString(dst, v)
+		}
+		dst = append(dst, '}')
+	}
+	switch m.Type {
+	case TypeInvocation, TypeStreamInvocation:
+		if m.InvocationID != "" || m.Type == TypeStreamInvocation {
+			field("invocationId")
+			dst = AppendString(dst, m.InvocationID)
+		}
+		field("target")
+		dst = AppendString(dst, m.Target)
+		field("arguments")
+		dst = append(dst, '[')
+		for i, a := range m.Arguments {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, a...)
+		}
+		dst = append(dst, ']')
+		if m.StreamIDs != nil {
+			field("streamIds")
+			dst = append(dst, '[')
+			for i, s := range m.StreamIDs {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = AppendString(dst, s)
+			}
+			dst = append(dst, ']')
+		}
+	case TypeStreamItem:
+		field("invocationId")
+		dst = AppendString(dst, m.InvocationID)
+		field("item")
+		dst = appendRaw(dst, m.Item)
+	case TypeCompletion:
+		field("invocationId")
+		dst = AppendString(dst, m.InvocationID)
+		if m.Error != "" {
+			field("error")
+			dst = AppendString(dst, m.Error)
+		} else if m.Result != nil {
+			field("result")
+			dst = append(dst, m.Result...)
+		}
+	case TypeCancelInvocation:
+		field("invocationId")
+		dst = AppendString(dst, m.InvocationID)
+	case TypeClose:
+		if m.Error != "" {
+			field("error")
+			dst = AppendString(dst, m.Error)
+		}
+		if m.AllowReconnect {
+			field("allowReconnect")
+			dst = append(dst, "true"...)
+		}
+	case TypeAck, TypeSequence:
+		field("sequenceId")
+		dst = strconv.AppendInt(dst, m.SequenceID, 10)
+	}
+	return append(dst, '}', RecordSeparator)
+}
+
+func appendRaw(dst, raw []byte) []byte {
+	if len(raw) == 0 {
+		return append(dst, "null"...)
+	}
+	return append(dst, raw...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// and U+2028 and U+2029 are escaped so the output is also valid JavaScript.
+// HTML characters are left alone: records are not embedded in HTML.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

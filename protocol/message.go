@@ -1,0 +1,207 @@
+// Package protocol implements the SignalR JSON hub protocol: record framing,
+// the handshake, hub messages and the negotiate response.
+//
+// It has no I/O, goroutines or logging: callers feed it bytes and get values
+// back, and encode values into byte slices they own. Encoders follow the
+// append convention (AppendX(dst, ...) []byte) so a caller can reuse buffers
+// and encode a fan-out message exactly once.
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+)
+
+// RecordSeparator ends every JSON record, the handshake included.
+const RecordSeparator byte = 0x1E
+
+// ProtocolJSON is the handshake name of the JSON hub protocol.
+const ProtocolJSON = "json"
+
+// MaxHandshakeVersion is the highest hub protocol version the handshake
+// accepts. Clients send 2 when stateful reconnect was negotiated and 1
+// otherwise.
+const MaxHandshakeVersion = 2
+
+// MessageType is the numeric "type" field of a hub message.
+type MessageType int
+
+// The hub message types. Only Invocation through CancelInvocation carry
+// application data.
+const (
+	TypeInvocation       MessageType = 1
+	TypeStreamItem       MessageType = 2
+	TypeCompletion       MessageType = 3
+	TypeStreamInvocation MessageType = 4
+	TypeCancelInvocation MessageType = 5
+	TypePing             MessageType = 6
+	TypeClose            MessageType = 7
+	TypeAck              MessageType = 8
+	TypeSequence         MessageType = 9
+)
+
+var typeNames = [...]string{
+	TypeInvocation:       "Invocation",
+	TypeStreamItem:       "StreamItem",
+	TypeCompletion:       "Completion",
+	TypeStreamInvocation: "StreamInvocation",
+	TypeCancelInvocation: "CancelInvocation",
+	TypePing:             "Ping",
+	TypeClose:            "Close",
+	TypeAck:              "Ack",
+	TypeSequence:         "Sequence",
+}
+
+// String returns the message type's name, or "MessageType(N)" for a type
+// the protocol does not define.
+func (t MessageType) String() string {
+	if t.Known() {
+		return typeNames[t]
+	}
+	return "MessageType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Known reports whether t is one of the types the protocol defines.
+// Receivers ignore messages of unknown types, as the official clients and
+// servers do.
+func (t MessageType) Known() bool {
+	return t >= TypeInvocation && t <= TypeSequence
+}
+
+// ErrInvalidMessage is wrapped by every decoding error caused by the peer's
+// bytes (as opposed to an unknown type, which is not an error).
+var ErrInvalidMessage = errors.New("protocol: invalid message")
+
+// Message is one hub message of any type. Which fields are meaningful
+// depends on Type; the rest are zero.
+//
+// Raw JSON fields (Arguments, Item, Result) alias the decoded record and are
+// only valid as long as the caller keeps that record unchanged.
+type Message struct {
+	Type MessageType
+	// InvocationID is empty for a non-blocking Invocation, which gets no
+	// Completion. On StreamItem and Completion from a client it may name an
+	// upload stream.
+	InvocationID string
+	Target       string
+	Arguments    []json.RawMessage
+	StreamIDs    []string
+	Headers      map[string]string
+	// Item is the StreamItem payload, JSON null included.
+	Item json.RawMessage
+	// Result is nil when the Completion carries no result; a JSON null
+	// result is the four bytes "null".
+	Result json.RawMessage
+	// Error is set on an error Completion or a Close with an error.
+	Error          string
+	AllowReconnect bool
+	SequenceID     int64
+}
+
+// wireMessage mirrors the JSON object with pointers so that absent fields
+// can be told from zero values. Field order in the record is arbitrary: the
+// JavaScript client writes "type" last.
+type wireMessage struct {
+	Type           *int              `json:"type"`
+	InvocationID   *string           `json:"invocationId"`
+	Target         *string           `json:"target"`
+	Arguments      []json.RawMessage `json:"arguments"`
+	StreamIDs      []string          `json:"streamIds"`
+	Headers        map[string]string `json:"headers"`
+	Item           json.RawMessage   `json:"item"`
+	Result         json.RawMessage   `json:"result"`
+	Error          *string           `json:"error"`
+	AllowReconnect bool              `json:"allowReconnect"`
+	SequenceID     *int64            `json:"sequenceId"`
+}
+
+// invalidError keeps errors.Is(err, ErrInvalidMessage) true while carrying
+// the specific reason.
+type invalidError struct{ reason string }
+
+func (e *invalidError) Error() string { return "protocol: invalid message: " + e.reason }
+func (e *invalidError) Is(target error) bool {
+	return target == ErrInvalidMessage
+}
+
+func errInvalid(reason string) error { return &invalidError{reason: reason} }
+
+// DecodeMessage decodes one JSON record (without its separator). An unknown
+// numeric type is not an error: the returned Message has that Type and no
+// other fields, and the caller should ignore it. Errors wrap
+// ErrInvalidMessage.
+func DecodeMessage(record []byte) (Message, error) {
+	var w wireMessage
+	if err := json.Unmarshal(record, &w); err != nil {
+		return Message{}, errInvalid(err.Error())
+	}
+	if w.Type == nil {
+		return Message{}, errInvalid("missing 'type'")
+	}
+	m := Message{Type: MessageType(*w.Type)}
+	if !m.Type.Known() {
+		return m, nil
+	}
+	m.Headers = w.Headers
+	if w.InvocationID != nil {
+		m.InvocationID = *w.InvocationID
+	}
+	needID := func() error {
+		if w.InvocationID == nil {
+			return errInvalid("missing 'invocationId' on " + m.Type.String())
+		}
+		return nil
+	}
+	switch m.Type {
+	case TypeInvocation, TypeStreamInvocation:
+		if m.Type == TypeStreamInvocation {
+			if err := needID(); err != nil {
+				return Message{}, err
+			}
+		}
+		if w.Target == nil || *w.Target == "" {
+			return Message{}, errInvalid("missing 'target' on " + m.Type.String())
+		}
+		if w.Arguments == nil {
+			return Message{}, errInvalid("missing 'arguments' on " + m.Type.String())
+		}
+		m.Target = *w.Target
+		m.Arguments = w.Arguments
+		m.StreamIDs = w.StreamIDs
+	case TypeStreamItem:
+		if err := needID(); err != nil {
+			return Message{}, err
+		}
+		if w.Item == nil {
+			return Message{}, errInvalid("missing 'item' on StreamItem")
+		}
+		m.Item = w.Item
+	case TypeCompletion:
+		if err := needID(); err != nil {
+			return Message{}, err
+		}
+		if w.Error != nil && w.Result != nil {
+			return Message{}, errInvalid("Completion has both 'result' and 'error'")
+		}
+		if w.Error != nil {
+			m.Error = *w.Error
+		}
+		m.Result = w.Result
+	case TypeCancelInvocation:
+		if err := needID(); err != nil {
+			return Message{}, err
+		}
+	case TypeClose:
+		if w.Error != nil {
+			m.Error = *w.Error
+		}
+		m.AllowReconnect = w.AllowReconnect
+	case TypeAck, TypeSequence:
+		if w.SequenceID == nil {
+			return Message{}, errInvalid("missing 'sequenceId' on " + m.Type.String())
+		}
+		m.SequenceID = *w.SequenceID
+	}
+	return m, nil
+}
