@@ -74,19 +74,20 @@ type conn struct {
 	cancel context.CancelCauseFunc
 
 	// qmu guards the outgoing queue and the closing state.
-	qmu      sync.Mutex
-	queue    [][]byte
-	spare    [][]byte // the writer's previous batch, reused as the next queue
-	qbytes   int
-	closing  bool  // no further enqueues; the writer finishes and closes
-	cause    error // why the server closed the connection; nil if the client did
-	status   websocket.StatusCode
-	reason   string
-	slow     bool          // closing because the queue overflowed
-	wake     chan struct{} // capacity 1: there is work for the writer
-	stopNow  chan struct{} // closed to make the writer exit without writing
-	stopOnce sync.Once
-	done     chan struct{} // closed when the writer has exited
+	qmu     sync.Mutex
+	queue   [][]byte
+	spare   [][]byte // the writer's previous batch, reused as the next queue
+	qbytes  int
+	closing bool  // no further enqueues; the writer finishes and closes
+	cause   error // why the server closed the connection; nil if the client did
+	status  websocket.StatusCode
+	reason  string
+	slow    bool          // closing because the queue overflowed
+	wake    chan struct{} // capacity 1: there is work for the writer
+	done    chan struct{} // closed when the writer has exited
+
+	stopped atomic.Bool // the writer must exit without writing
+	tick    atomic.Bool // the keep-alive timer fired
 
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
 	busy     atomic.Int32 // hub methods running; they hold off the client timeout
@@ -100,13 +101,12 @@ type conn struct {
 
 func newConn(h *Hub, id, token string, w wire) *conn {
 	c := &conn{
-		hub:     h,
-		id:      id,
-		token:   token,
-		wire:    w,
-		wake:    make(chan struct{}, 1),
-		stopNow: make(chan struct{}),
-		done:    make(chan struct{}),
+		hub:   h,
+		id:    id,
+		token: token,
+		wire:  w,
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(h.baseCtx)
 	c.hctx.conn = c
@@ -189,6 +189,11 @@ func (c *conn) startClosingLocked(cause error, errMsg string, allowReconnect boo
 // take swaps the queue with the writer's previous batch.
 func (c *conn) take() (batch [][]byte, closing bool) {
 	c.qmu.Lock()
+	if len(c.queue) == 0 { // a spurious wake: keep both buffers
+		closing = c.closing
+		c.qmu.Unlock()
+		return nil, closing
+	}
 	batch, c.queue = c.queue, c.spare[:0]
 	c.spare = nil
 	c.qbytes = 0
@@ -214,13 +219,27 @@ func (c *conn) writeLoop() {
 	defer close(c.done)
 	opts := &c.hub.opts
 	lastSend := c.hub.now()
-	timer := time.NewTimer(c.nextDeadline(lastSend))
+	// The writer waits on wake alone: the keep-alive timer and stopWriter
+	// set a flag and signal it, which is cheaper per message than a select.
+	timer := time.AfterFunc(c.nextDeadline(lastSend), func() {
+		c.tick.Store(true)
+		c.signal()
+	})
 	defer timer.Stop()
 	ping := protocol.AppendPing(nil)
+	// One context and one watchdog timer serve every write, so a write
+	// allocates nothing: the watchdog cancels the context when a write
+	// takes longer than WriteTimeout, which makes the wire drop the socket.
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	watchdog := time.AfterFunc(time.Hour, wcancel)
+	watchdog.Stop()
 	for {
-		select {
-		case <-c.wake:
-		case <-timer.C:
+		<-c.wake
+		if c.stopped.Load() {
+			return
+		}
+		if c.tick.Swap(false) {
 			now := c.hub.now()
 			if c.busy.Load() == 0 && time.Duration(now-c.lastRecv.Load()) >= opts.ClientTimeout {
 				c.closeWith(ErrClientTimeout, closeTimeout, true, websocket.StatusNormalClosure, "client timeout")
@@ -228,14 +247,14 @@ func (c *conn) writeLoop() {
 				c.enqueue(ping) // goes out below with anything else queued
 			}
 			timer.Reset(c.nextDeadline(lastSend))
-		case <-c.stopNow:
-			return
 		}
 		batch, closing := c.take()
 		if len(batch) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), opts.WriteTimeout)
-			err := c.wire.write(ctx, batch)
-			cancel()
+			watchdog.Reset(opts.WriteTimeout)
+			err := c.wire.write(wctx, batch)
+			if !watchdog.Stop() && err == nil {
+				err = context.DeadlineExceeded // fired as the write finished
+			}
 			c.giveBack(batch)
 			if err != nil {
 				c.logDebug("write failed", slog.Any("err", err))
@@ -273,7 +292,8 @@ func (c *conn) nextDeadline(lastSend int64) time.Duration {
 }
 
 func (c *conn) stopWriter() {
-	c.stopOnce.Do(func() { close(c.stopNow) })
+	c.stopped.Store(true)
+	c.signal()
 }
 
 // errClientClose ends the read loop when the client sent a Close message.
@@ -469,14 +489,18 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
 		c.qmu.Unlock()
 		return ErrProtocol
 	}
-	if err := ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "")); err != nil {
-		return err
-	}
+	// Join the hub before answering, so that a send made as soon as the
+	// client's start() resolves reaches it. Records queued meanwhile wait for
+	// the writer, which starts after the response is written.
 	if err := c.hub.register(c); err != nil {
 		c.qmu.Lock()
 		c.closing, c.cause, c.status, c.reason = true, err, websocket.StatusGoingAway, "hub closed"
 		c.qmu.Unlock()
-		_ = ws.Write(ctx, websocket.MessageText, protocol.AppendClose(nil, "", true))
+		_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "The server is shutting down."))
+		return err
+	}
+	if err := ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "")); err != nil {
+		c.hub.unregister(c)
 		return err
 	}
 	c.started.Store(true)

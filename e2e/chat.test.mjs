@@ -11,7 +11,10 @@ import {
   signJwtHS256,
   startChatServer,
   uniqueName,
+  websocketUpgradeStatus,
 } from "./harness.mjs";
+
+const QUIET = signalR.LogLevel.None;
 
 const TEST_OPTIONS = { timeout: 20000 };
 
@@ -22,8 +25,25 @@ before(async () => {
 });
 
 after(async () => {
-  if (server) await server.stop();
+  if (!server) return;
+  const crashed = server.unexpectedExit;
+  await server.stop();
+  if (crashed) {
+    throw new Error(
+      `chat server exited during the run (code ${crashed.code}, signal ${crashed.signal})\n--- server output ---\n${server.output}`,
+    );
+  }
 });
+
+// start() resolves once the handshake response arrives, which the server may
+// send just before it adds the connection to its audiences. A completed
+// invocation on the new connection proves the server has processed it, so
+// messages sent afterwards by other clients can reach it.
+async function startSettled(conn) {
+  await conn.start();
+  assert.equal(conn.state, signalR.HubConnectionState.Connected);
+  await conn.invoke("WhoAmI");
+}
 
 // Opens a hub connection (anonymous when user is null) that is stopped when
 // the test ends, whatever its outcome.
@@ -31,8 +51,7 @@ async function connect(t, user, options = {}) {
   const token = user === null ? undefined : await fetchToken(server.baseUrl, user);
   const conn = buildConnection(server.hubUrl, token, options);
   t.after(() => conn.stop());
-  await conn.start();
-  assert.equal(conn.state, signalR.HubConnectionState.Connected);
+  await startSettled(conn);
   return conn;
 }
 
@@ -45,7 +64,7 @@ function leftText(connectionId, group) {
 }
 
 async function expectStartRejectedWith401(t, token) {
-  const conn = buildConnection(server.hubUrl, token);
+  const conn = buildConnection(server.hubUrl, token, {}, QUIET);
   t.after(() => conn.stop());
   await assert.rejects(conn.start(), (err) => {
     assert.match(String(err?.message ?? err), /401/, `start() rejected, but not with a 401: ${err?.message ?? err}`);
@@ -314,8 +333,7 @@ describe("groups", () => {
     const oldId = b.connectionId;
     await b.stop();
     assert.equal(b.state, signalR.HubConnectionState.Disconnected);
-    await b.start();
-    assert.equal(b.state, signalR.HubConnectionState.Connected);
+    await startSettled(b);
     assert.ok(b.connectionId, "restarted connection has an id");
     assert.notEqual(b.connectionId, oldId, "restarted connection has a new id");
 
@@ -421,10 +439,13 @@ describe("WebSockets without negotiation", () => {
     const conn = buildConnection(server.hubUrl, "garbage.token.value", {
       skipNegotiation: true,
       transport: signalR.HttpTransportType.WebSockets,
-    });
+    }, QUIET);
     t.after(() => conn.stop());
     await assert.rejects(conn.start());
     assert.equal(conn.state, signalR.HubConnectionState.Disconnected);
+
+    const status = await websocketUpgradeStatus(server.hubUrl, { Authorization: "Bearer garbage.token.value" });
+    assert.equal(status, 401, "the WebSocket upgrade with an invalid token must answer 401");
   });
 });
 
@@ -454,10 +475,11 @@ describe("token in the access_token query parameter", () => {
     await conn.start();
 
     assert.equal((await conn.invoke("WhoAmI")).userIdentifier, alice);
+    assert.equal(await websocketUpgradeStatus(withQueryToken(token)), 101, "upgrade with a valid query token");
   });
 
   test("an invalid query token is refused on negotiate and on a direct WebSocket", TEST_OPTIONS, async (t) => {
-    const viaNegotiate = buildConnection(withQueryToken("garbage"), undefined);
+    const viaNegotiate = buildConnection(withQueryToken("garbage"), undefined, {}, QUIET);
     t.after(() => viaNegotiate.stop());
     await assert.rejects(viaNegotiate.start(), /401/);
     assert.equal(viaNegotiate.state, signalR.HubConnectionState.Disconnected);
@@ -465,10 +487,12 @@ describe("token in the access_token query parameter", () => {
     const direct = buildConnection(withQueryToken("garbage"), undefined, {
       skipNegotiation: true,
       transport: signalR.HttpTransportType.WebSockets,
-    });
+    }, QUIET);
     t.after(() => direct.stop());
     await assert.rejects(direct.start());
     assert.equal(direct.state, signalR.HubConnectionState.Disconnected);
+
+    assert.equal(await websocketUpgradeStatus(withQueryToken("garbage")), 401, "direct WebSocket upgrade status");
   });
 });
 

@@ -2,6 +2,7 @@ import { spawn, execFile } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -84,9 +85,16 @@ export async function startChatServer() {
 
   let exited = null;
   let spawnError = null;
+  let stopping = false;
+  let ready = false;
   const exitPromise = new Promise((resolve) => {
     child.on("exit", (code, signal) => {
       exited = { code, signal };
+      if (ready && !stopping) {
+        process.stderr.write(
+          `\nchat server exited unexpectedly (code ${code}, signal ${signal})\n--- server output ---\n${output}\n`,
+        );
+      }
       resolve(exited);
     });
     child.on("error", (err) => {
@@ -105,7 +113,9 @@ export async function startChatServer() {
     baseUrl,
     hubUrl: `${baseUrl}/chathub`,
     get output() { return output; },
+    get unexpectedExit() { return ready && !stopping ? exited : null; },
     async stop() {
+      stopping = true;
       process.off("exit", killOnExit);
       if (exited === null) {
         child.kill("SIGTERM");
@@ -128,7 +138,10 @@ export async function startChatServer() {
     try {
       const res = await fetch(`${baseUrl}/token?user=x`, { signal: AbortSignal.timeout(1000) });
       await res.arrayBuffer();
-      if (res.ok) return server;
+      if (res.ok) {
+        ready = true;
+        return server;
+      }
       lastError = new Error(`GET /token answered ${res.status}`);
     } catch (err) {
       lastError = err;
@@ -237,12 +250,14 @@ export function inboxOf(conn) {
 
 export const CLIENT_METHODS = ["ReceiveMessage", "Send"];
 
-export function buildConnection(hubUrl, token, extraOptions = {}) {
+// logLevel is lowered only for connections a test expects to be refused, so
+// that the client's own error log does not clutter a passing run.
+export function buildConnection(hubUrl, token, extraOptions = {}, logLevel = signalR.LogLevel.Warning) {
   const options = { ...extraOptions };
   if (token !== undefined && token !== null) options.accessTokenFactory = () => token;
   const conn = new signalR.HubConnectionBuilder()
     .withUrl(hubUrl, options)
-    .configureLogging(signalR.LogLevel.Warning)
+    .configureLogging(logLevel)
     .build();
   inboxes.set(conn, new Inbox(conn, CLIENT_METHODS));
   return conn;
@@ -262,4 +277,33 @@ export async function expectNothingBeforeMarker(conn, fromUser, timeoutMs = DEFA
   if (msg.args[0] !== fromUser) {
     throw new Error(`marker came back with fromUser ${JSON.stringify(msg.args[0])}, expected ${JSON.stringify(fromUser)}`);
   }
+}
+
+// Sends a WebSocket upgrade request and resolves with the HTTP status the
+// server answered (101 when it accepted the upgrade).
+export function websocketUpgradeStatus(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: "GET",
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+        ...headers,
+      },
+      timeout: DEFAULT_TIMEOUT_MS,
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode);
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer to the upgrade request to ${url}`)));
+    req.on("error", reject);
+    req.end();
+  });
 }

@@ -143,9 +143,11 @@ func DecodeMessage(record []byte) (Message, error) {
 	if !m.Type.Known() {
 		return m, nil
 	}
-	m.Headers = w.Headers
-	if w.InvocationID != nil {
-		m.InvocationID = *w.InvocationID
+	if m.Type <= TypeCancelInvocation {
+		m.Headers = w.Headers
+		if w.InvocationID != nil {
+			m.InvocationID = *w.InvocationID
+		}
 	}
 	needID := func() error {
 		if w.InvocationID == nil {

@@ -1,0 +1,60 @@
+# make chat   run the chat example on http://localhost:5000 (ADDR=host:port to change)
+# make test   install what the tests need, then run every test with -race
+GO    ?= go
+NPM   ?= npm
+ADDR  ?= localhost:5000
+BIN   := $(CURDIR)/bin
+GOPKGS := ./... ./examples/...
+
+.PHONY: chat test test-go test-e2e vet bench fuzz e2e-deps chat-deps tools clean
+
+chat: chat-deps
+	$(GO) run ./examples/chat -addr $(ADDR)
+
+# The page's official client bundle, from the committed lockfile; fetched once.
+chat-deps: examples/chat/node_modules/@microsoft/signalr/package.json
+examples/chat/node_modules/@microsoft/signalr/package.json: examples/chat/package-lock.json
+	cd examples/chat && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+test: tools vet test-go test-e2e
+
+# Node.js runs the end-to-end tests with the official client. With CI set a
+# missing tool fails the run; elsewhere the e2e tests are skipped with a hint.
+tools:
+	@command -v $(GO) >/dev/null || { echo "make test: Go is required: https://go.dev/doc/install"; exit 1; }
+	@if ! command -v node >/dev/null || ! command -v $(NPM) >/dev/null; then \
+		if [ -n "$$CI" ]; then echo "make test: node and npm are required in CI (apt-get install nodejs npm)"; exit 1; fi; \
+		echo "make test: node/npm not found: the end-to-end tests will be skipped (apt-get install nodejs npm)"; \
+	fi
+
+vet:
+	$(GO) vet $(GOPKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test-go:
+	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(GOPKGS)
+
+e2e-deps: e2e/node_modules/@microsoft/signalr/package.json
+e2e/node_modules/@microsoft/signalr/package.json: e2e/package-lock.json
+	cd e2e && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+test-e2e:
+	@if ! command -v node >/dev/null; then \
+		if [ -n "$$CI" ]; then exit 1; fi; \
+		echo "SKIP e2e: node not found (apt-get install nodejs npm)"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory e2e-deps && \
+	$(GO) build -race -o $(BIN)/chat ./examples/chat && \
+	cd e2e && CHAT_BIN=$(BIN)/chat $(NPM) test
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 30s
+
+clean:
+	rm -rf $(BIN) e2e/node_modules examples/chat/node_modules

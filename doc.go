@@ -1,0 +1,72 @@
+// Package signalhub is a real-time messaging hub for net/http servers that
+// speaks ASP.NET Core SignalR's protocol, so the official SignalR clients
+// (such as the npm package @microsoft/signalr) connect to it unchanged.
+//
+// A [Hub] tracks every connection by connection ID, indexes it by the user
+// identifier taken from its claims and by group name, and fans messages out
+// to them: [Hub.SendToAll], [Hub.SendToUser], [Hub.SendToGroup] and the rest
+// of SignalR's Clients.* surface, plus [Hub.AddToGroup] and
+// [Hub.RemoveFromGroup]. Clients call hub methods written as plain Go funcs
+// with typed parameters (see [Options].Methods).
+//
+//	hub, err := signalhub.New(&signalhub.Options{
+//		Methods: map[string]any{
+//			"SendMessage": func(c *signalhub.Context, message string) error {
+//				return c.Hub().SendToAll(c.Context(), "ReceiveMessage", c.UserID(), message)
+//			},
+//		},
+//	})
+//	...
+//	hub.Mount(mux, "/chathub") // POST /chathub/negotiate and the WebSocket at /chathub
+//
+// # Users and groups
+//
+// A connection's user ID comes from its claims, by default the
+// NameIdentifier claim (a JWT's "sub"; see [DefaultUserID]). One user may
+// hold many connections, and a send to the user reaches all of them.
+// Anonymous connections belong to no user.
+//
+// Groups are sets of connections managed by the application. A connection
+// may be in many groups; membership ends with the connection and is not
+// restored when a client reconnects, because a reconnect is a new connection
+// with a new ID: re-join groups in [Options].OnConnected or from the client.
+//
+// Groups are not a security feature. Claims expire and get revoked; group
+// membership does not. Check the caller's claims in the hub method that
+// adds it to a group, and remove it when its rights change.
+//
+// # Authentication
+//
+// Negotiate and connect requests are authenticated by [Options].Authenticate
+// (see [NewJWTAuthenticator], which reads the Authorization header or the
+// access_token query parameter browsers must use), or by the application's
+// own middleware, which stores claims with [ContextWithClaims]. Invalid
+// credentials get 401 and create no hub state. Anonymous connections are
+// allowed unless [Options].RequireAuth is set.
+//
+// # Concurrency
+//
+// A Hub and a [Context] are safe for concurrent use. Each connection has a
+// bounded outgoing queue and a single writer goroutine; the read loop runs
+// on the ServeHTTP goroutine. A send encodes its arguments once and only
+// queues the shared bytes, so it never waits for a socket, and the hub lock
+// is never held during socket I/O, encoding or callbacks. Messages to one
+// connection keep the order in which they were sent. A connection whose
+// queue is full is closed with a Close message saying so (see
+// [Options].SendQueueLength and [ErrSlowConsumer]) rather than slowing the
+// sender or other recipients down.
+//
+// Hub methods of one connection run one at a time, in order, by default
+// ([Options].MaxParallelInvocations). [Options].OnConnected and
+// [Options].OnDisconnected run once each per connection, outside locks, and
+// may call any Hub method.
+//
+// # Shutdown
+//
+// http.Server.Shutdown does not wait for WebSockets, which are hijacked
+// connections. Call [Hub.Shutdown] from http.Server.RegisterOnShutdown (or
+// yourself): it sends every client what was queued and a Close message that
+// lets clients with automatic reconnect come back, waits for every goroutine
+// the hub started, and makes later calls return [ErrHubClosed] and later
+// connects get 503.
+package signalhub
