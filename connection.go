@@ -1,7 +1,6 @@
 package signalhub
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -90,13 +89,19 @@ type conn struct {
 	tick    atomic.Bool // the keep-alive timer fired
 
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
-	busy     atomic.Int32 // hub methods running; they hold off the client timeout
 
-	started     atomic.Bool // the handshake succeeded and the writer runs
-	connectedOK bool        // OnConnected succeeded; read goroutine only
+	started     atomic.Bool   // the handshake succeeded and the writer runs
+	connectedOK bool          // OnConnected succeeded; read goroutine only
+	hsTimer     *time.Timer   // handshake timeout; read goroutine only
+	readFail    *closeRequest // why the read loop gave up; read goroutine only
 
-	invocations sync.WaitGroup // parallel hub method goroutines
-	sem         chan struct{}  // bounds parallel invocations; nil when 1
+	// jmu guards jobs and workers: invocations waiting for a worker
+	// goroutine, and how many workers run (see dispatch.go).
+	jmu         sync.Mutex
+	jobs        []*protocol.Message
+	workers     int
+	space       chan struct{}  // capacity 1: a job left the queue
+	invocations sync.WaitGroup // worker goroutines
 }
 
 func newConn(h *Hub, id, token string, w wire) *conn {
@@ -106,13 +111,11 @@ func newConn(h *Hub, id, token string, w wire) *conn {
 		token: token,
 		wire:  w,
 		wake:  make(chan struct{}, 1),
+		space: make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(h.baseCtx)
 	c.hctx.conn = c
-	if n := h.opts.MaxParallelInvocations; n > 1 {
-		c.sem = make(chan struct{}, n)
-	}
 	c.lastRecv.Store(h.now())
 	return c
 }
@@ -232,7 +235,16 @@ func (c *conn) writeLoop() {
 	// takes longer than WriteTimeout, which makes the wire drop the socket.
 	wctx, wcancel := context.WithCancel(context.Background())
 	defer wcancel()
-	watchdog := time.AfterFunc(time.Hour, wcancel)
+	watchdog := time.AfterFunc(time.Hour, func() {
+		// Record the cause first: cancelling drops the socket, and the read
+		// loop must not report that as the client's doing.
+		c.qmu.Lock()
+		if !c.closing {
+			c.closing, c.cause = true, errWriteTimeout
+		}
+		c.qmu.Unlock()
+		wcancel()
+	})
 	watchdog.Stop()
 	for {
 		<-c.wake
@@ -241,7 +253,7 @@ func (c *conn) writeLoop() {
 		}
 		if c.tick.Swap(false) {
 			now := c.hub.now()
-			if c.busy.Load() == 0 && time.Duration(now-c.lastRecv.Load()) >= opts.ClientTimeout {
+			if time.Duration(now-c.lastRecv.Load()) >= opts.ClientTimeout {
 				c.closeWith(ErrClientTimeout, closeTimeout, true, websocket.StatusNormalClosure, "client timeout")
 			} else if time.Duration(now-lastSend) >= opts.KeepAliveInterval {
 				c.enqueue(ping) // goes out below with anything else queued
@@ -258,8 +270,7 @@ func (c *conn) writeLoop() {
 			c.giveBack(batch)
 			if err != nil {
 				c.logDebug("write failed", slog.Any("err", err))
-				c.cancel(fmt.Errorf("signalhub: write: %w", err))
-				_ = c.wire.closeNow()
+				c.abort(fmt.Errorf("signalhub: write: %w", err))
 				return
 			}
 			lastSend = c.hub.now()
@@ -283,18 +294,55 @@ func (c *conn) writeLoop() {
 func (c *conn) nextDeadline(lastSend int64) time.Duration {
 	opts := &c.hub.opts
 	now := c.hub.now()
-	d := time.Duration(lastSend-now) + opts.KeepAliveInterval
-	// While hub methods run the client timeout is on hold (see invoke).
-	if c.busy.Load() == 0 {
-		d = min(d, time.Duration(c.lastRecv.Load()-now)+opts.ClientTimeout)
-	}
+	d := min(time.Duration(lastSend-now)+opts.KeepAliveInterval,
+		time.Duration(c.lastRecv.Load()-now)+opts.ClientTimeout)
 	return max(d, time.Millisecond)
+}
+
+// invocationGrace bounds how long a connection that broke the protocol
+// waits for its accepted invocations before their contexts are cancelled.
+const invocationGrace = 5 * time.Second
+
+// awaitInvocations lets accepted invocations finish, so that their
+// completions go out before the Close message, and cancels the
+// connection's context if they take longer than invocationGrace.
+func (c *conn) awaitInvocations() {
+	done := make(chan struct{})
+	go func() {
+		c.invocations.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(invocationGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.cancel(fmt.Errorf("%w: invocations outlived the close", ErrProtocol))
+		<-done
+	}
+}
+
+// abort drops the connection at once; cause is what OnDisconnected sees
+// unless a close was already under way.
+func (c *conn) abort(cause error) {
+	c.qmu.Lock()
+	if !c.closing {
+		c.closing, c.cause, c.status = true, cause, websocket.StatusGoingAway
+	}
+	c.qmu.Unlock()
+	c.stopWriter()
+	c.cancel(cause) // running hub methods see Context() end
+	_ = c.wire.closeNow()
 }
 
 func (c *conn) stopWriter() {
 	c.stopped.Store(true)
 	c.signal()
 }
+
+// errWriteTimeout is OnDisconnected's cause for a write slower than
+// Options.WriteTimeout.
+var errWriteTimeout = fmt.Errorf("signalhub: write: %w", context.DeadlineExceeded)
 
 // errClientClose ends the read loop when the client sent a Close message.
 var errClientClose = errors.New("client sent close")
@@ -304,6 +352,12 @@ var errClientClose = errors.New("client sent close")
 // exited and OnDisconnected has run.
 func (c *conn) serve(ws *websocket.Conn) {
 	registered, readErr := c.readLoop(ws)
+	if f := c.readFail; f != nil {
+		if registered {
+			c.awaitInvocations()
+		}
+		c.closeWith(f.cause, f.errMsg, f.allowReconnect, f.status, f.reason)
+	}
 
 	c.qmu.Lock()
 	serverClose := c.closing
@@ -366,23 +420,29 @@ func disconnectCause(cause error) error {
 // whether the handshake succeeded and the connection joined the hub.
 func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 	opts := &c.hub.opts
-	hsCtx, hsCancel := context.WithTimeout(c.ctx, opts.HandshakeTimeout)
-	defer hsCancel()
-	readCtx := hsCtx
+	// The handshake timer drops the socket unless the handshake record has
+	// arrived by then. It is a timer, not a read deadline, so that a slow
+	// OnConnected after the handshake is not cut short.
+	var expired atomic.Bool
+	hsTimer := time.AfterFunc(opts.HandshakeTimeout, func() {
+		expired.Store(true)
+		_ = ws.CloseNow()
+	})
+	c.hsTimer = hsTimer
+	defer hsTimer.Stop()
 
 	var buf []byte
 	for {
-		typ, r, err := ws.Reader(readCtx)
+		typ, r, err := ws.Reader(c.ctx)
 		if err != nil {
-			if !registered && hsCtx.Err() != nil && c.ctx.Err() == nil {
+			if !registered && expired.Load() {
 				return false, fmt.Errorf("%w: handshake timeout", ErrProtocol)
 			}
 			return registered, err
 		}
 		c.lastRecv.Store(c.hub.now())
 		if typ != websocket.MessageText {
-			c.closeWith(ErrProtocol, closeBinary, false, websocket.StatusUnsupportedData, "binary message")
-			return registered, ErrProtocol
+			return registered, c.failRead(closeRequest{ErrProtocol, closeBinary, false, websocket.StatusUnsupportedData, "binary message"})
 		}
 		for {
 			if len(buf) == cap(buf) {
@@ -396,8 +456,7 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 				return registered, perr
 			}
 			if len(buf) > opts.MaxMessageSize {
-				c.closeTooLarge()
-				return registered, ErrMessageTooLarge
+				return registered, c.failTooLarge()
 			}
 			if rerr == io.EOF {
 				break
@@ -405,10 +464,6 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 			if rerr != nil {
 				return registered, rerr
 			}
-		}
-		if registered && readCtx != c.ctx {
-			hsCancel()
-			readCtx = c.ctx
 		}
 		if len(buf) == 0 && cap(buf) > 4096 {
 			buf = nil // do not hold a large buffer on an idle connection
@@ -429,9 +484,25 @@ func growReadBuffer(buf []byte, maxRecord int) []byte {
 	return nb
 }
 
-func (c *conn) closeTooLarge() {
+func (c *conn) failTooLarge() error {
 	msg := fmt.Sprintf("Connection closed with an error. The maximum message size of %dB was exceeded.", c.hub.opts.MaxMessageSize)
-	c.closeWith(ErrMessageTooLarge, msg, false, websocket.StatusMessageTooBig, "message too large")
+	return c.failRead(closeRequest{ErrMessageTooLarge, msg, false, websocket.StatusMessageTooBig, "message too large"})
+}
+
+// closeRequest describes a server-side close (see closeWith).
+type closeRequest struct {
+	cause          error
+	errMsg         string
+	allowReconnect bool
+	status         websocket.StatusCode
+	reason         string
+}
+
+// failRead records why the read loop gives up on the connection; serve
+// closes it once the invocations already accepted have completed.
+func (c *conn) failRead(r closeRequest) error {
+	c.readFail = &r
+	return r.cause
 }
 
 // processRecords handles every complete record in buf and returns the
@@ -445,8 +516,7 @@ func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) 
 		}
 		rest = tail
 		if len(rec) > c.hub.opts.MaxMessageSize {
-			c.closeTooLarge()
-			return nil, ErrMessageTooLarge
+			return nil, c.failTooLarge()
 		}
 		var err error
 		if !*registered {
@@ -470,6 +540,9 @@ func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) 
 // handshake checks the handshake record and answers it. On success the
 // connection joins the hub and its writer starts.
 func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
+	if !c.hsTimer.Stop() {
+		return fmt.Errorf("%w: handshake timeout", ErrProtocol)
+	}
 	req, err := protocol.DecodeHandshakeRequest(rec)
 	var msg string
 	switch {
@@ -532,19 +605,14 @@ func (c *conn) connected() error {
 
 // handleRecord dispatches one hub message.
 func (c *conn) handleRecord(rec []byte) error {
-	if c.sem != nil {
-		// Parallel invocations outlive the read buffer.
-		rec = bytes.Clone(rec)
-	}
 	m, err := protocol.DecodeMessage(rec)
 	if err != nil {
-		c.closeWith(fmt.Errorf("%w: %w", ErrProtocol, err),
-			"Connection closed with an error. "+err.Error(), false, websocket.StatusPolicyViolation, "invalid message")
-		return ErrProtocol
+		return c.failRead(closeRequest{fmt.Errorf("%w: %w", ErrProtocol, err),
+			"Connection closed with an error. " + err.Error(), false, websocket.StatusPolicyViolation, "invalid message"})
 	}
 	switch m.Type {
 	case protocol.TypeInvocation:
-		return c.dispatch(&m)
+		return c.submit(&m)
 	case protocol.TypeStreamInvocation:
 		c.complete(m.InvocationID, nil, fmt.Sprintf("Failed to invoke '%s': streaming methods are not supported by this server.", m.Target))
 	case protocol.TypeCancelInvocation:
@@ -556,28 +624,6 @@ func (c *conn) handleRecord(rec []byte) error {
 		// calls this server never made, Ack and Sequence without stateful
 		// reconnect, and unknown types are ignored, as ASP.NET Core does.
 	}
-	return nil
-}
-
-// dispatch runs an invocation inline or, when parallel invocations are
-// allowed, on a bounded goroutine.
-func (c *conn) dispatch(m *protocol.Message) error {
-	if c.sem == nil {
-		c.invoke(m)
-		return nil
-	}
-	select {
-	case c.sem <- struct{}{}:
-	case <-c.ctx.Done():
-		return context.Cause(c.ctx)
-	}
-	c.invocations.Add(1)
-	msg := *m
-	go func() {
-		defer c.invocations.Done()
-		defer func() { <-c.sem }()
-		c.invoke(&msg)
-	}()
 	return nil
 }
 

@@ -489,8 +489,7 @@ func (h *Hub) dropAll() {
 	snapshot := h.servingLocked()
 	h.mu.RUnlock()
 	for _, c := range snapshot {
-		c.stopWriter()
-		_ = c.wire.closeNow()
+		c.abort(ErrHubClosed)
 	}
 }
 

@@ -134,10 +134,7 @@ func (c *conn) invoke(msg *protocol.Message) {
 		in[i+1] = p.Elem()
 	}
 
-	c.busy.Add(1)
 	out, err := c.call(m, in)
-	c.lastRecv.Store(h.now()) // time in hub methods does not count as silence
-	c.busy.Add(-1)
 
 	if err != nil {
 		c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))

@@ -66,8 +66,8 @@ type Options struct {
 	KeepAliveInterval time.Duration
 
 	// ClientTimeout closes a connection that has sent nothing (not even a
-	// Ping) for this long. Defaults to 30s. Time spent running the
-	// connection's hub methods does not count.
+	// Ping) for this long. Defaults to 30s. The official clients ping every
+	// 15s, also while they wait for a long-running hub method.
 	ClientTimeout time.Duration
 
 	// HandshakeTimeout closes a connection that has not completed the
@@ -83,8 +83,10 @@ type Options struct {
 	MaxMessageSize int
 
 	// MaxParallelInvocations is how many hub method invocations of one
-	// connection may run at once. Defaults to 1: invocations run in order,
-	// on the connection's read goroutine. Further invocations wait.
+	// connection may run at once. Defaults to 1: invocations run one at a
+	// time, in order. Further invocations wait in a bounded queue; while they
+	// do, the connection keeps reading, so a client that goes away cancels
+	// the Context of its running methods.
 	MaxParallelInvocations int
 
 	// SendQueueLength bounds how many outgoing messages a connection may

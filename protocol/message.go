@@ -76,8 +76,8 @@ var ErrInvalidMessage = errors.New("protocol: invalid message")
 // Message is one hub message of any type. Which fields are meaningful
 // depends on Type; the rest are zero.
 //
-// Raw JSON fields (Arguments, Item, Result) alias the decoded record and are
-// only valid as long as the caller keeps that record unchanged.
+// A decoded Message shares no memory with the record it came from, so the
+// caller may reuse the record's buffer at once.
 type Message struct {
 	Type MessageType
 	// InvocationID is empty for a non-blocking Invocation, which gets no
