@@ -72,7 +72,10 @@ export async function startChatServer() {
   const addr = `127.0.0.1:${port}`;
   const baseUrl = `http://${addr}`;
   const chatDir = path.join(EXAMPLES_DIR, "chat");
-  const child = spawn(bin, ["-addr", addr], {
+  // A known key lets tests sign tokens the server would issue, such as one
+  // that has already expired.
+  const jwtKey = randomBytes(32).toString("hex");
+  const child = spawn(bin, ["-addr", addr, "-jwt-key", jwtKey], {
     cwd: existsSync(chatDir) ? chatDir : REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -111,6 +114,7 @@ export async function startChatServer() {
 
   const server = {
     baseUrl,
+    jwtKey,
     hubUrl: `${baseUrl}/chathub`,
     get output() { return output; },
     get unexpectedExit() { return ready && !stopping ? exited : null; },
