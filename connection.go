@@ -100,7 +100,6 @@ type conn struct {
 	jmu         sync.Mutex
 	jobs        []*protocol.Message
 	workers     int
-	space       chan struct{}  // capacity 1: a job left the queue
 	invocations sync.WaitGroup // worker goroutines
 }
 
@@ -111,7 +110,6 @@ func newConn(h *Hub, id, token string, w wire) *conn {
 		token: token,
 		wire:  w,
 		wake:  make(chan struct{}, 1),
-		space: make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(h.baseCtx)
@@ -353,7 +351,9 @@ var errClientClose = errors.New("client sent close")
 func (c *conn) serve(ws *websocket.Conn) {
 	registered, readErr := c.readLoop(ws)
 	if f := c.readFail; f != nil {
-		if registered {
+		if f.abandon {
+			c.cancel(f.cause)
+		} else if registered {
 			c.awaitInvocations()
 		}
 		c.closeWith(f.cause, f.errMsg, f.allowReconnect, f.status, f.reason)
@@ -442,7 +442,7 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 		}
 		c.lastRecv.Store(c.hub.now())
 		if typ != websocket.MessageText {
-			return registered, c.failRead(closeRequest{ErrProtocol, closeBinary, false, websocket.StatusUnsupportedData, "binary message"})
+			return registered, c.failRead(closeRequest{cause: ErrProtocol, errMsg: closeBinary, allowReconnect: true, status: websocket.StatusUnsupportedData, reason: "binary message"})
 		}
 		for {
 			if len(buf) == cap(buf) {
@@ -486,16 +486,19 @@ func growReadBuffer(buf []byte, maxRecord int) []byte {
 
 func (c *conn) failTooLarge() error {
 	msg := fmt.Sprintf("Connection closed with an error. The maximum message size of %dB was exceeded.", c.hub.opts.MaxMessageSize)
-	return c.failRead(closeRequest{ErrMessageTooLarge, msg, false, websocket.StatusMessageTooBig, "message too large"})
+	return c.failRead(closeRequest{cause: ErrMessageTooLarge, errMsg: msg, allowReconnect: true, status: websocket.StatusMessageTooBig, reason: "message too large"})
 }
 
-// closeRequest describes a server-side close (see closeWith).
+// closeRequest describes a server-side close (see closeWith). As in
+// ASP.NET Core, errors in what the client sent allow it to reconnect: the
+// next connection starts clean.
 type closeRequest struct {
 	cause          error
 	errMsg         string
 	allowReconnect bool
 	status         websocket.StatusCode
 	reason         string
+	abandon        bool // cancel running invocations instead of letting them finish
 }
 
 // failRead records why the read loop gives up on the connection; serve
@@ -607,8 +610,8 @@ func (c *conn) connected() error {
 func (c *conn) handleRecord(rec []byte) error {
 	m, err := protocol.DecodeMessage(rec)
 	if err != nil {
-		return c.failRead(closeRequest{fmt.Errorf("%w: %w", ErrProtocol, err),
-			"Connection closed with an error. " + err.Error(), false, websocket.StatusPolicyViolation, "invalid message"})
+		return c.failRead(closeRequest{cause: fmt.Errorf("%w: %w", ErrProtocol, err),
+			errMsg: "Connection closed with an error. " + err.Error(), allowReconnect: true, status: websocket.StatusPolicyViolation, reason: "invalid message"})
 	}
 	switch m.Type {
 	case protocol.TypeInvocation:

@@ -1,41 +1,36 @@
 package signalhub
 
 import (
-	"context"
+	"fmt"
+
+	"github.com/coder/websocket"
 
 	"github.com/signalhub/signalhub/protocol"
 )
 
-// maxQueuedInvocations bounds the invocations of one connection that wait
-// for a worker. When it is reached the read loop stops reading, which pushes
-// back on the client through TCP.
-const maxQueuedInvocations = 64
-
 // submit queues an invocation for the connection's workers, starting one
 // if fewer than Options.MaxParallelInvocations run. Workers exist only while
-// there is work, so an idle connection holds no goroutine for them. The read
-// loop keeps reading while hub methods run, so a client that goes away
-// cancels Context.Context() of its running methods.
+// there is work, so an idle connection holds no goroutine for them.
+//
+// submit never blocks: the read loop keeps reading while hub methods run,
+// so a client that goes away cancels Context.Context() of its running
+// methods at once. A client with more than Options.MaxPendingInvocations
+// invocations waiting is closed instead.
 func (c *conn) submit(m *protocol.Message) error {
-	for {
-		c.jmu.Lock()
-		if len(c.jobs) < maxQueuedInvocations {
-			c.jobs = append(c.jobs, m)
-			if c.workers < c.hub.opts.MaxParallelInvocations {
-				c.workers++
-				c.invocations.Add(1)
-				go c.work()
-			}
-			c.jmu.Unlock()
-			return nil
-		}
-		c.jmu.Unlock()
-		select {
-		case <-c.space:
-		case <-c.ctx.Done():
-			return context.Cause(c.ctx)
-		}
+	c.jmu.Lock()
+	defer c.jmu.Unlock()
+	if len(c.jobs) >= c.hub.opts.MaxPendingInvocations {
+		msg := fmt.Sprintf("Connection closed with an error. More than %d invocations were waiting for the server; the client sends faster than its hub methods complete.", c.hub.opts.MaxPendingInvocations)
+		return c.failRead(closeRequest{cause: ErrTooManyInvocations, errMsg: msg,
+			status: websocket.StatusPolicyViolation, reason: "too many pending invocations", abandon: true})
 	}
+	c.jobs = append(c.jobs, m)
+	if c.workers < c.hub.opts.MaxParallelInvocations {
+		c.workers++
+		c.invocations.Add(1)
+		go c.work()
+	}
+	return nil
 }
 
 // work runs queued invocations until there are none, then exits. With one
@@ -57,10 +52,6 @@ func (c *conn) work() {
 		c.jobs[0] = nil
 		c.jobs = c.jobs[1:]
 		c.jmu.Unlock()
-		select {
-		case c.space <- struct{}{}:
-		default:
-		}
 		c.invoke(m)
 	}
 }

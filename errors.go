@@ -32,6 +32,11 @@ var (
 	// connection that sent a record larger than Options.MaxMessageSize.
 	ErrMessageTooLarge = errors.New("signalhub: connection closed: message too large")
 
+	// ErrTooManyInvocations is the cause given to OnDisconnected for a
+	// connection that had more than Options.MaxPendingInvocations
+	// invocations waiting.
+	ErrTooManyInvocations = errors.New("signalhub: connection closed: too many pending invocations")
+
 	// ErrProtocol is the cause given to OnDisconnected for a connection that
 	// broke the hub protocol (bad handshake, malformed record, binary data
 	// on a text protocol).

@@ -84,10 +84,17 @@ type Options struct {
 
 	// MaxParallelInvocations is how many hub method invocations of one
 	// connection may run at once. Defaults to 1: invocations run one at a
-	// time, in order. Further invocations wait in a bounded queue; while they
-	// do, the connection keeps reading, so a client that goes away cancels
-	// the Context of its running methods.
+	// time, in order. Further invocations wait (see MaxPendingInvocations);
+	// meanwhile the connection keeps reading, so a client that goes away
+	// cancels the Context of its running methods at once.
 	MaxParallelInvocations int
+
+	// MaxPendingInvocations is how many invocations of one connection may
+	// wait for a running one. A client that sends more is closed with a
+	// Close message saying so (ErrTooManyInvocations), which protects the
+	// server from clients that send faster than their methods complete.
+	// Defaults to 256.
+	MaxPendingInvocations int
 
 	// SendQueueLength bounds how many outgoing messages a connection may
 	// have waiting for its writer, and SendQueueBytes their total size.
@@ -143,6 +150,7 @@ func (o *Options) withDefaults() (Options, error) {
 	}{
 		{"MaxMessageSize", &c.MaxMessageSize, 32 << 10},
 		{"MaxParallelInvocations", &c.MaxParallelInvocations, 1},
+		{"MaxPendingInvocations", &c.MaxPendingInvocations, 256},
 		{"SendQueueLength", &c.SendQueueLength, 1024},
 		{"SendQueueBytes", &c.SendQueueBytes, 1 << 20},
 	}
