@@ -2118,24 +2118,39 @@ func waitMethods(started chan<- string, ended chan<- error, release <-chan struc
 // stuckTimeout bounds waits that only a bug makes long.
 const stuckTimeout = 3 * time.Second
 
-// A hub method running on the read goroutine (MaxParallelInvocations 1,
-// the default) must still see its connection end.
+// A running hub method must see its connection end when the client goes
+// away, also while more invocations wait behind it (beyond what the queue
+// accepts, which closes the connection first).
 func TestContextCancelledWhileMethodRuns(t *testing.T) {
 	t.Parallel()
-	started, ended, release := make(chan string, 1), make(chan error, 1), make(chan struct{})
-	f := newFixture(t, &signalhub.Options{Methods: waitMethods(started, ended, release)})
-	c := f.Dial(t, dialOptions{})
-	require.NoError(t, c.Send(waitCtx(t), "WaitForEnd"))
-	<-started
-	c.Drop()
-	select {
-	case err := <-ended:
-		assert.NoError(t, err)
-	case <-time.After(stuckTimeout):
-		close(release)
-		assert.NoError(t, <-ended, "the client is gone")
+	for _, queued := range []int{0, 1000} {
+		t.Run(fmt.Sprintf("queued=%d", queued), func(t *testing.T) {
+			t.Parallel()
+			started, ended, release := make(chan string, 1), make(chan error, 1), make(chan struct{})
+			f := newFixture(t, &signalhub.Options{Methods: waitMethods(started, ended, release)})
+			c := f.Dial(t, dialOptions{})
+			require.NoError(t, c.Send(waitCtx(t), "WaitForEnd"))
+			<-started
+			var frame []byte
+			for range queued {
+				rec, err := invocationRecord("", "Echo", "queued")
+				require.NoError(t, err)
+				frame = append(frame, rec...)
+			}
+			if len(frame) > 0 {
+				require.NoError(t, c.SendRaw(waitCtx(t), frame))
+			}
+			c.Drop()
+			select {
+			case err := <-ended:
+				assert.NoError(t, err)
+			case <-time.After(stuckTimeout):
+				close(release)
+				assert.NoError(t, <-ended, "the client is gone")
+			}
+			f.WaitDisconnected(t, c.ID)
+		})
 	}
-	f.WaitDisconnected(t, c.ID)
 }
 
 // Close and Shutdown with an expired context must return even while a
@@ -2286,34 +2301,6 @@ func TestChurn(t *testing.T) {
 		f.WaitDisconnected(t, id)
 	}
 	assert.Zero(t, f.Hub.Stats(), "every connection, user and group is gone")
-}
-
-// Even with invocations piling up behind a long-running one, a client that
-// goes away must cancel the Context of the running method.
-func TestContextCancelledWhileInvocationsQueued(t *testing.T) {
-	t.Parallel()
-	started, ended, release := make(chan string, 1), make(chan error, 1), make(chan struct{})
-	f := newFixture(t, &signalhub.Options{Methods: waitMethods(started, ended, release)})
-	c := f.Dial(t, dialOptions{})
-	require.NoError(t, c.Send(waitCtx(t), "WaitForEnd"))
-	<-started
-	// More waiting invocations than any sensible queue holds.
-	var frame []byte
-	for range 1000 {
-		rec, err := invocationRecord("", "Echo", "queued")
-		require.NoError(t, err)
-		frame = append(frame, rec...)
-	}
-	require.NoError(t, c.SendRaw(waitCtx(t), frame))
-	c.Drop()
-	select {
-	case err := <-ended:
-		assert.NoError(t, err)
-	case <-time.After(stuckTimeout):
-		close(release)
-		assert.NoError(t, <-ended, "the client is gone")
-	}
-	f.WaitDisconnected(t, c.ID)
 }
 
 // A client that queues more invocations than MaxPendingInvocations is
