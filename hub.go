@@ -187,7 +187,7 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 			}
 		}
 	}
-	rec, err := appendInvocationRecord(nil, target, args)
+	rec, err := protocol.AppendInvocationArgs(make([]byte, 0, protocol.SizeHint(target, args)), "", target, args)
 	if err != nil {
 		return fmt.Errorf("signalhub: send %s: %w", target, err)
 	}
@@ -200,14 +200,6 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 	return nil
 }
 
-// appendInvocationRecord encodes a non-blocking Invocation record.
-func appendInvocationRecord(dst []byte, target string, args []any) ([]byte, error) {
-	enc, err := protocol.EncodeArguments(args)
-	if err != nil {
-		return nil, err
-	}
-	return protocol.AppendInvocation(dst, "", target, enc), nil
-}
 
 // deliverLocked queues rec for every connection of a. The caller holds
 // h.mu (read). Enqueueing never blocks.

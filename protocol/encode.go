@@ -11,10 +11,15 @@ import (
 // Invocation. A nil or empty args gives "[]". Values are encoded with
 // encoding/json, so struct tags apply.
 func EncodeArguments(args []any) ([]byte, error) {
-	return AppendArguments(nil, args)
+	b, err := AppendArguments(nil, args)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-// AppendArguments is EncodeArguments appending to dst.
+// AppendArguments is EncodeArguments appending to dst. On error the
+// returned slice holds a partial encoding and must be discarded.
 func AppendArguments(dst []byte, args []any) ([]byte, error) {
 	dst = append(dst, '[')
 	for i, a := range args {
@@ -24,7 +29,7 @@ func AppendArguments(dst []byte, args []any) ([]byte, error) {
 		var err error
 		dst, err = appendValue(dst, a)
 		if err != nil {
-			return nil, fmt.Errorf("protocol: encode argument %d: %w", i, err)
+			return dst, fmt.Errorf("protocol: encode argument %d: %w", i, err)
 		}
 	}
 	return append(dst, ']'), nil
@@ -46,13 +51,13 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 		return strconv.AppendInt(dst, x, 10), nil
 	case json.RawMessage:
 		if !json.Valid(x) {
-			return nil, fmt.Errorf("invalid json.RawMessage")
+			return dst, fmt.Errorf("invalid json.RawMessage")
 		}
 		return append(dst, x...), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	return append(dst, b...), nil
 }
@@ -74,6 +79,39 @@ func AppendInvocation(dst []byte, invocationID, target string, args []byte) []by
 		dst = append(dst, args...)
 	}
 	return append(dst, '}', RecordSeparator)
+}
+
+// AppendInvocationArgs is AppendInvocation encoding args in place, so a
+// record costs one buffer. On error dst is returned unchanged.
+func AppendInvocationArgs(dst []byte, invocationID, target string, args []any) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, `{"type":1`...)
+	if invocationID != "" {
+		dst = append(dst, `,"invocationId":`...)
+		dst = AppendString(dst, invocationID)
+	}
+	dst = append(dst, `,"target":`...)
+	dst = AppendString(dst, target)
+	dst = append(dst, `,"arguments":`...)
+	dst, err := AppendArguments(dst, args)
+	if err != nil {
+		return dst[:start], err
+	}
+	return append(dst, '}', RecordSeparator), nil
+}
+
+// SizeHint estimates the encoded size of an Invocation of target with
+// args, for sizing a buffer: exact for strings, a guess for other values.
+func SizeHint(target string, args []any) int {
+	n := 48 + len(target)
+	for _, a := range args {
+		if s, ok := a.(string); ok {
+			n += len(s) + 3
+		} else {
+			n += 16
+		}
+	}
+	return n
 }
 
 // AppendCompletion appends a successful Completion record. A nil result is

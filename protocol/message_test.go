@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -243,4 +244,26 @@ func TestMessageTypeString(t *testing.T) {
 	assert.Equal(t, "MessageType(0)", MessageType(0).String())
 	assert.Equal(t, "MessageType(10)", MessageType(10).String())
 	assert.False(t, MessageType(10).Known())
+}
+
+func TestAppendInvocationArgs(t *testing.T) {
+	t.Parallel()
+	args := []any{"bob", 42, []string{"x"}}
+	rec, err := AppendInvocationArgs([]byte("prefix"), "", "ReceiveMessage", args)
+	require.NoError(t, err)
+	assert.Equal(t, `prefix{"type":1,"target":"ReceiveMessage","arguments":["bob",42,["x"]]}`+"\x1e", string(rec))
+
+	enc, err := EncodeArguments(args)
+	require.NoError(t, err)
+	assert.Equal(t, string(AppendInvocation([]byte("prefix"), "", "ReceiveMessage", enc)), string(rec),
+		"the one-buffer encoder matches the two-step one")
+
+	rec, err = AppendInvocationArgs([]byte("prefix"), "7", "T", []any{"ok", make(chan int)})
+	require.Error(t, err)
+	assert.Equal(t, "prefix", string(rec), "a failed encode leaves dst as it was")
+
+	long := strings.Repeat("y", 500)
+	rec, err = AppendInvocationArgs(make([]byte, 0, SizeHint("T", []any{long, long})), "", "T", []any{long, long})
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(rec), SizeHint("T", []any{long, long}), "string arguments are sized exactly enough")
 }
