@@ -166,6 +166,7 @@ func TestJWTAuthenticatorRejects(t *testing.T) {
 		{"missing audience", signalhub.JWTOptions{Key: k.secret, Audience: "chat"},
 			hs(jwt.MapClaims{"sub": "u"})},
 		{"tampered payload", secretOpts, tamper(hs(jwt.MapClaims{"sub": "u"}))},
+		{"no expiry", secretOpts, hs(jwt.MapClaims{"sub": "u", "exp": nil})},
 		{"not a JWT", secretOpts, "not-a-jwt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -282,7 +283,7 @@ func TestJWTKeyfunc(t *testing.T) {
 	})
 	f := newFixture(t, &signalhub.Options{Methods: whoMethods(), Authenticate: auth})
 	withKID := func(kid string, key []byte, sub string) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub})
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()})
 		tok.Header["kid"] = kid
 		s, err := tok.SignedString(key)
 		require.NoError(t, err)
@@ -310,6 +311,10 @@ func TestNewJWTAuthenticatorErrors(t *testing.T) {
 		{"keyfunc without algorithms", signalhub.JWTOptions{Keyfunc: func(*jwt.Token) (any, error) { return k.secret, nil }}},
 		{"none", signalhub.JWTOptions{Key: k.secret, Algorithms: []string{"HS256", "none"}}},
 		{"NONE", signalhub.JWTOptions{Key: k.secret, Algorithms: []string{"NONE"}}},
+		{"unknown algorithm", signalhub.JWTOptions{Key: k.secret, Algorithms: []string{"HS999"}}},
+		{"algorithm that does not fit the key", signalhub.JWTOptions{Key: k.secret, Algorithms: []string{"HS256", "RS256"}}},
+		{"string secret with pinned algorithm", signalhub.JWTOptions{Key: "secret", Algorithms: []string{"HS256"}}},
+		{"RSA key for ES256", signalhub.JWTOptions{Key: &k.rsa.PublicKey, Algorithms: []string{"ES256"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -600,4 +605,25 @@ func TestBearerToken(t *testing.T) {
 			assert.Equal(t, tc.want, signalhub.BearerToken(req))
 		})
 	}
+}
+
+func TestJWTExpirationOptional(t *testing.T) {
+	t.Parallel()
+	k := keys()
+	noExp := sign(t, jwt.SigningMethodHS256, k.secret, jwt.MapClaims{"sub": "forever", "exp": nil})
+	req := httptest.NewRequest(http.MethodGet, "/hub", nil)
+	req.Header.Set("Authorization", "Bearer "+noExp)
+
+	_, err := newAuthenticator(t, signalhub.JWTOptions{Key: k.secret})(req)
+	assert.ErrorIs(t, err, signalhub.ErrUnauthorized, "exp is required by default")
+
+	claims, err := newAuthenticator(t, signalhub.JWTOptions{Key: k.secret, ExpirationOptional: true})(req)
+	require.NoError(t, err)
+	assert.Equal(t, "forever", signalhub.DefaultUserID(claims))
+}
+
+func TestBearerTokenQueryKeyCase(t *testing.T) {
+	t.Parallel()
+	req := httptest.NewRequest(http.MethodGet, "/hub?Access_Token=xyz", nil)
+	assert.Equal(t, "xyz", signalhub.BearerToken(req), "query keys match case-insensitively, as for every hub query key")
 }

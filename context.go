@@ -29,7 +29,8 @@ func (c *Context) UserID() string { return c.conn.userID }
 func (c *Context) Claims() Claims { return c.conn.claims }
 
 // Context returns a context that is cancelled when the connection ends.
-// Use it for work a hub method starts on behalf of the connection.
+// Use it for work a hub method starts on behalf of the connection. In
+// OnDisconnected it is already done.
 func (c *Context) Context() context.Context { return c.conn.ctx }
 
 // Hub returns the hub the connection belongs to.
@@ -80,7 +81,7 @@ func (c *Context) OthersInGroup(group string) Audience {
 // The client gets a Close message without an error and does not reconnect;
 // OnDisconnected gets a nil error, as for the client's own close.
 func (c *Context) Abort() {
-	c.conn.closeWith(nil, "", false, websocket.StatusNormalClosure, "")
+	c.conn.closeWith(closeRequest{status: websocket.StatusNormalClosure})
 }
 
 // Audience is a set of connections to send to, such as Context.Others. The

@@ -2,15 +2,20 @@ package signalhub
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/signalhub/signalhub/protocol"
 )
 
+// workerIdle is how long a worker goroutine waits for the next invocation
+// before it exits. A client in a request/response exchange reuses its
+// worker; an idle connection holds none.
+const workerIdle = time.Second
+
 // submit queues an invocation for the connection's workers, starting one
-// if fewer than Options.MaxParallelInvocations run. Workers exist only while
-// there is work, so an idle connection holds no goroutine for them.
+// if fewer than Options.MaxParallelInvocations run.
 //
 // submit never blocks: the read loop keeps reading while hub methods run,
 // so a client that goes away cancels Context.Context() of its running
@@ -20,24 +25,50 @@ func (c *conn) submit(m *protocol.Message) error {
 	c.jmu.Lock()
 	defer c.jmu.Unlock()
 	if len(c.jobs) >= c.hub.opts.MaxPendingInvocations {
-		msg := fmt.Sprintf("Connection closed with an error. More than %d invocations were waiting for the server; the client sends faster than its hub methods complete.", c.hub.opts.MaxPendingInvocations)
-		return c.failRead(closeRequest{cause: ErrTooManyInvocations, errMsg: msg,
-			status: websocket.StatusPolicyViolation, reason: "too many pending invocations", abandon: true})
+		return c.failRead(closeRequest{
+			cause: ErrTooManyInvocations,
+			errMsg: fmt.Sprintf("Connection closed with an error. More than %d invocations were waiting for the server; "+
+				"the client sends faster than its hub methods complete.", c.hub.opts.MaxPendingInvocations),
+			status: websocket.StatusPolicyViolation, reason: "too many pending invocations", abandon: true,
+		})
 	}
 	c.jobs = append(c.jobs, m)
 	if c.workers < c.hub.opts.MaxParallelInvocations {
 		c.workers++
 		c.invocations.Add(1)
 		go c.work()
+	} else {
+		select {
+		case c.jobWake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
 
-// work runs queued invocations until there are none, then exits. With one
-// worker (the default) invocations run one at a time, in order.
+// work runs queued invocations, waiting up to workerIdle for more before it
+// exits. With one worker (the default) invocations run one at a time, in
+// order.
 func (c *conn) work() {
 	defer c.invocations.Done()
+	var idle *time.Timer
 	for {
+		if m := c.nextJob(); m != nil {
+			c.invoke(m)
+			continue
+		}
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+			defer idle.Stop()
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case <-c.jobWake:
+			continue
+		case <-c.ctx.Done():
+		case <-idle.C:
+		}
 		c.jmu.Lock()
 		if len(c.jobs) == 0 || c.ctx.Err() != nil {
 			// Invocations still queued when the connection ended are
@@ -48,10 +79,22 @@ func (c *conn) work() {
 			c.jmu.Unlock()
 			return
 		}
-		m := c.jobs[0]
-		c.jobs[0] = nil
-		c.jobs = c.jobs[1:]
 		c.jmu.Unlock()
-		c.invoke(m)
 	}
+}
+
+// nextJob pops the oldest queued invocation, or returns nil.
+func (c *conn) nextJob() *protocol.Message {
+	c.jmu.Lock()
+	defer c.jmu.Unlock()
+	if len(c.jobs) == 0 || c.ctx.Err() != nil {
+		return nil
+	}
+	m := c.jobs[0]
+	c.jobs[0] = nil
+	c.jobs = c.jobs[1:]
+	if len(c.jobs) == 0 {
+		c.jobs = nil
+	}
+	return m
 }

@@ -57,9 +57,11 @@
 // sender or other recipients down.
 //
 // Hub methods of one connection run one at a time, in order, by default
-// ([Options].MaxParallelInvocations). [Options].OnConnected and
-// [Options].OnDisconnected run once each per connection, outside locks, and
-// may call any Hub method.
+// ([Options].MaxParallelInvocations); the connection keeps reading while
+// they run, so [Context.Context] ends as soon as the client goes away.
+// [Options].OnConnected and [Options].OnDisconnected run once each per
+// connection, outside locks, and may call any Hub method except
+// [Hub.Shutdown] and [Hub.Close], which wait for them.
 //
 // # Shutdown
 //

@@ -42,14 +42,3 @@ var (
 	// on a text protocol).
 	ErrProtocol = errors.New("signalhub: protocol error")
 )
-
-// HubError is an error a hub method returns to show its message to the
-// client, like ASP.NET Core's HubException. Other errors reach the client as
-// a generic message unless Options.DetailedErrors is set, so that internal
-// details do not leak.
-type HubError struct {
-	Message string
-}
-
-// Error returns the message.
-func (e HubError) Error() string { return e.Message }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -37,20 +38,29 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		http.Error(w, "Cannot terminate this connection using the DELETE endpoint.", http.StatusBadRequest)
 	default:
-		w.Header().Set("Allow", "GET, POST")
+		w.Header().Set("Allow", "GET")
 		http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
 	}
 }
 
 // queryValue reads a query parameter with a case-insensitive key, as
-// ASP.NET Core does.
+// ASP.NET Core does. An exact match wins; among other spellings the first
+// in sorted order does, so the answer never depends on map order.
 func queryValue(r *http.Request, key string) (string, bool) {
-	for k, v := range r.URL.Query() {
-		if strings.EqualFold(k, key) && len(v) > 0 {
-			return v[0], true
+	q := r.URL.Query()
+	if v, ok := q[key]; ok && len(v) > 0 {
+		return v[0], true
+	}
+	best, found := "", false
+	for k, v := range q {
+		if strings.EqualFold(k, key) && len(v) > 0 && (!found || k < best) {
+			best, found = k, true
 		}
 	}
-	return "", false
+	if !found {
+		return "", false
+	}
+	return q[best][0], true
 }
 
 // authenticate returns the request's claims (nil when anonymous) or an
@@ -134,6 +144,11 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.expireTokensLocked(now)
+	if len(h.tokenFIFO)-h.tokenHead >= maxPendingNegotiations {
+		h.mu.Unlock()
+		http.Error(w, "Too many connections are being negotiated; try again later.", http.StatusServiceUnavailable)
+		return
+	}
 	h.tokens[token] = &tokenEntry{id: id, expires: now.Add(h.opts.NegotiateTimeout)}
 	h.tokenFIFO = append(h.tokenFIFO, token)
 	h.mu.Unlock()
@@ -152,23 +167,32 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, resp)
 }
 
+// maxPendingNegotiations bounds the tokens negotiated within the last
+// NegotiateTimeout, so that a negotiate flood cannot grow the hub's memory
+// without limit; beyond it negotiate answers 503.
+const maxPendingNegotiations = 100_000
+
 // expireTokensLocked forgets negotiated tokens whose connect never came.
-// Tokens expire in negotiate order, so this is amortised O(1).
+// Tokens expire in negotiate order, so this is amortised O(1): the FIFO
+// is consumed from tokenHead and compacted only when half of it is spent.
 func (h *Hub) expireTokensLocked(now time.Time) {
-	i := 0
-	for ; i < len(h.tokenFIFO); i++ {
-		e := h.tokens[h.tokenFIFO[i]]
+	for h.tokenHead < len(h.tokenFIFO) {
+		token := h.tokenFIFO[h.tokenHead]
+		e := h.tokens[token]
 		if e != nil && now.Before(e.expires) {
 			break
 		}
 		if e != nil && !e.attached {
-			delete(h.tokens, h.tokenFIFO[i])
+			delete(h.tokens, token)
 		}
+		h.tokenFIFO[h.tokenHead] = ""
+		h.tokenHead++
 	}
-	if i > 0 {
-		n := copy(h.tokenFIFO, h.tokenFIFO[i:])
+	if h.tokenHead > len(h.tokenFIFO)/2 {
+		n := copy(h.tokenFIFO, h.tokenFIFO[h.tokenHead:])
 		clear(h.tokenFIFO[n:])
 		h.tokenFIFO = h.tokenFIFO[:n]
+		h.tokenHead = 0
 	}
 }
 
@@ -207,6 +231,12 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	claims, err := h.authenticate(r)
 	if err != nil {
 		h.refuseUnauthorized(w, r, err)
+		return
+	}
+	userID, err := h.userID(claims)
+	if err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "Options.UserID failed", slog.Any("err", err))
+		http.Error(w, "Internal server error.", http.StatusInternalServerError)
 		return
 	}
 
@@ -248,7 +278,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 
 	c := newConn(h, id, token, wsWire{ws})
 	c.claims = claims
-	c.userID = h.opts.UserID(claims)
+	c.userID = userID
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -271,4 +301,15 @@ func (h *Hub) forgetToken(token string) {
 	h.mu.Lock()
 	delete(h.tokens, token)
 	h.mu.Unlock()
+}
+
+// userID runs Options.UserID, turning a panic into an error so that a
+// faulty extractor cannot leak a hijacked socket.
+func (h *Hub) userID(claims Claims) (id string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("signalhub: Options.UserID panicked: %v", p)
+		}
+	}()
+	return h.opts.UserID(claims), nil
 }

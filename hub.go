@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/signalhub/signalhub/protocol"
 )
 
@@ -37,6 +35,7 @@ type Hub struct {
 	groups    groupIndex[*conn]
 	tokens    map[string]*tokenEntry // negotiated connection tokens
 	tokenFIFO []string               // tokens in negotiate order, for expiry
+	tokenHead int                    // tokenFIFO[:tokenHead] is spent
 	serving   map[*conn]struct{}     // every accepted socket, handshaken or not
 	closed    bool
 
@@ -112,6 +111,62 @@ type audience struct {
 	name   string
 	names  []string
 	except []string
+
+	// Set by prepare for long lists, so that checks under the hub lock
+	// stay O(1) per recipient.
+	exceptSet map[string]struct{}
+	unique    bool // names holds no duplicates
+}
+
+// smallList is the length up to which a linear scan beats building a set.
+const smallList = 16
+
+// prepare readies long name lists before the hub lock is taken.
+func (a *audience) prepare() {
+	if len(a.except) > smallList {
+		a.exceptSet = make(map[string]struct{}, len(a.except))
+		for _, e := range a.except {
+			a.exceptSet[e] = struct{}{}
+		}
+	}
+	if len(a.names) > smallList {
+		seen := make(map[string]struct{}, len(a.names))
+		names := make([]string, 0, len(a.names))
+		for _, n := range a.names {
+			if _, dup := seen[n]; !dup {
+				seen[n] = struct{}{}
+				names = append(names, n)
+			}
+		}
+		a.names, a.unique = names, true
+	}
+}
+
+// excluded reports whether the connection is left out of the send.
+func (a *audience) excluded(id string) bool {
+	if a.exceptSet != nil {
+		_, ok := a.exceptSet[id]
+		return ok
+	}
+	for _, e := range a.except {
+		if e == id {
+			return true
+		}
+	}
+	return false
+}
+
+// repeated reports whether names[i] already appeared in names[:i].
+func (a *audience) repeated(i int) bool {
+	if a.unique {
+		return false
+	}
+	for _, n := range a.names[:i] {
+		if n == a.names[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // SendToAll invokes target with args on every connection. Like every Send
@@ -191,53 +246,53 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 	if err != nil {
 		return fmt.Errorf("signalhub: send %s: %w", target, err)
 	}
+	a.prepare()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.closed {
 		return ErrHubClosed
 	}
-	h.deliverLocked(a, rec)
+	h.deliverLocked(&a, rec)
 	return nil
 }
 
-
 // deliverLocked queues rec for every connection of a. The caller holds
 // h.mu (read). Enqueueing never blocks.
-func (h *Hub) deliverLocked(a audience, rec []byte) {
+func (h *Hub) deliverLocked(a *audience, rec []byte) {
 	switch a.kind {
 	case toAll:
 		for _, c := range h.conns {
-			if !excluded(c.id, a.except) {
+			if !a.excluded(c.id) {
 				c.enqueue(rec)
 			}
 		}
 	case toConnection:
-		if c := h.conns[a.name]; c != nil && !excluded(c.id, a.except) {
+		if c := h.conns[a.name]; c != nil && !a.excluded(c.id) {
 			c.enqueue(rec)
 		}
 	case toConnections:
 		for i, id := range a.names {
-			if c := h.conns[id]; c != nil && !excluded(id, a.except) && !seenBefore(a.names, i) {
+			if c := h.conns[id]; c != nil && !a.excluded(id) && !a.repeated(i) {
 				c.enqueue(rec)
 			}
 		}
 	case toUser:
-		h.deliverSet(h.users.conns(a.name), a.except, rec)
+		h.deliverSet(h.users.conns(a.name), a, rec)
 	case toUsers:
 		for i, u := range a.names {
-			if !seenBefore(a.names, i) {
-				h.deliverSet(h.users.conns(u), a.except, rec)
+			if !a.repeated(i) {
+				h.deliverSet(h.users.conns(u), a, rec)
 			}
 		}
 	case toGroup:
-		h.deliverSet(h.groups.conns(a.name), a.except, rec)
+		h.deliverSet(h.groups.conns(a.name), a, rec)
 	case toGroups:
 		for i, g := range a.names {
-			if seenBefore(a.names, i) {
+			if a.repeated(i) {
 				continue
 			}
 			for c := range h.groups.conns(g) {
-				if !excluded(c.id, a.except) && !h.inEarlierGroup(c, a.names[:i]) {
+				if !a.excluded(c.id) && !h.inEarlierGroup(c, a.names[:i]) {
 					c.enqueue(rec)
 				}
 			}
@@ -245,9 +300,9 @@ func (h *Hub) deliverLocked(a audience, rec []byte) {
 	}
 }
 
-func (h *Hub) deliverSet(set map[*conn]struct{}, except []string, rec []byte) {
+func (h *Hub) deliverSet(set map[*conn]struct{}, a *audience, rec []byte) {
 	for c := range set {
-		if !excluded(c.id, except) {
+		if !a.excluded(c.id) {
 			c.enqueue(rec)
 		}
 	}
@@ -259,25 +314,6 @@ func (h *Hub) deliverSet(set map[*conn]struct{}, except []string, rec []byte) {
 func (h *Hub) inEarlierGroup(c *conn, groups []string) bool {
 	for _, g := range groups {
 		if h.groups.members.has(g, c) {
-			return true
-		}
-	}
-	return false
-}
-
-func excluded(id string, except []string) bool {
-	for _, e := range except {
-		if e == id {
-			return true
-		}
-	}
-	return false
-}
-
-// seenBefore reports whether names[i] already appeared in names[:i].
-func seenBefore(names []string, i int) bool {
-	for _, n := range names[:i] {
-		if n == names[i] {
 			return true
 		}
 	}
@@ -420,12 +456,17 @@ func (h *Hub) disconnected(c *conn, cause error) {
 }
 
 // Shutdown stops the hub gracefully: new negotiations and connects get 503,
-// every method returns ErrHubClosed, and each connection is sent what was
-// already queued for it and a Close message that lets clients with
-// automatic reconnect come back (to another server). Shutdown returns when
-// every connection's goroutines have exited and OnDisconnected has run. If
-// ctx ends first, the remaining connections are dropped at once; Shutdown
-// still waits for their goroutines and returns ctx.Err().
+// sends and group changes return ErrHubClosed, and each connection is sent
+// what was already queued for it and a Close message that lets clients with
+// automatic reconnect come back (to another server). Shutdown returns nil
+// when every connection's goroutines have exited and OnDisconnected has run
+// for each. If ctx ends first, the remaining connections are dropped at
+// once and their Contexts cancelled; Shutdown still waits for their
+// goroutines, then returns ctx.Err().
+//
+// Shutdown and Close wait for running hub methods and hooks, so a hub
+// method that ignores its Context delays them, and calling either from a
+// hub method or hook deadlocks: start them in a goroutine of their own.
 //
 // http.Server.Shutdown does not wait for WebSockets, which are hijacked
 // connections: register the hub's Shutdown with
@@ -440,31 +481,31 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.log.LogAttrs(ctx, slog.LevelInfo, "hub shutting down", slog.Int("connections", len(snapshot)))
 	}
 	for _, c := range snapshot {
-		c.closeWith(ErrHubClosed, "", true, websocket.StatusGoingAway, "server shutting down")
-		if !c.handshaken() {
+		c.closeWith(closeShutdown)
+		if !c.started.Load() {
 			_ = c.wire.closeNow() // nothing to flush before the handshake
 		}
 	}
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()
+		h.cancelBase()
 		close(done)
 	}()
 	select {
 	case <-done:
-		h.cancelBase()
 		return nil
 	case <-ctx.Done():
 	}
 	h.dropAll()
 	<-done
-	h.cancelBase()
 	return ctx.Err()
 }
 
 // Close stops the hub at once: like Shutdown, but every connection is
-// dropped without waiting for its queue to drain. It returns when the
-// connections' goroutines have exited.
+// dropped without waiting for its queue to drain, and its Context is
+// cancelled. It returns when the connections' goroutines, running hub
+// methods included, have exited (see Shutdown).
 func (h *Hub) Close() error {
 	h.mu.Lock()
 	h.closed = true

@@ -849,6 +849,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"negative MaxMessageSize", signalhub.Options{MaxMessageSize: -1}},
 		{"negative SendQueueLength", signalhub.Options{SendQueueLength: -1}},
 		{"blank origin pattern", signalhub.Options{AllowedOrigins: []string{" "}}},
+		{"malformed origin pattern", signalhub.Options{AllowedOrigins: []string{"[bad"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1384,6 +1385,8 @@ func TestOnConnectedError(t *testing.T) {
 		{"plain error, detailed", func(*signalhub.Context) error { return errors.New("no seat for you") }, true,
 			"Connection closed with an error. no seat for you"},
 		{"HubError", func(*signalhub.Context) error { return signalhub.HubError{Message: "banned"} }, false,
+			"Connection closed with an error. HubException: banned"},
+		{"HubError pointer", func(*signalhub.Context) error { return &signalhub.HubError{Message: "banned"} }, false,
 			"Connection closed with an error. HubException: banned"},
 		{"panic", func(*signalhub.Context) error { panic("bad hook") }, false,
 			"Connection closed with an error."},
@@ -2333,4 +2336,18 @@ func TestTooManyPendingInvocations(t *testing.T) {
 	assert.NoError(t, <-ended, "the running method's Context ends")
 	assert.ErrorIs(t, f.WaitDisconnected(t, c.ID), signalhub.ErrTooManyInvocations)
 	other.ExpectResult(t, `"unaffected"`, "Echo", "unaffected")
+}
+
+// A panicking Options.UserID gets 500 before the upgrade and leaves no
+// state behind.
+func TestUserIDPanic(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, &signalhub.Options{
+		Methods: testMethods(),
+		UserID:  func(signalhub.Claims) string { panic("bad extractor") },
+	})
+	assert.Equal(t, http.StatusInternalServerError, f.wsStatus(t, "", nil, nil))
+	assert.Zero(t, f.Hub.Stats())
+	attempts, _, _ := f.TotalHooks()
+	assert.Zero(t, attempts, "OnConnected never ran")
 }

@@ -46,12 +46,37 @@ type JWTOptions struct {
 	// Leeway is the clock skew allowed when checking "exp" and "nbf".
 	// Defaults to 0.
 	Leeway time.Duration
+
+	// ExpirationOptional accepts tokens without an "exp" claim, which then
+	// never expire. Defaults to false: such tokens are refused.
+	ExpirationOptional bool
+}
+
+// keyFits reports whether key is the kind algorithm alg verifies with.
+func keyFits(alg string, key any) bool {
+	switch {
+	case strings.HasPrefix(alg, "HS"):
+		_, ok := key.([]byte)
+		return ok
+	case strings.HasPrefix(alg, "RS"), strings.HasPrefix(alg, "PS"):
+		_, ok := key.(*rsa.PublicKey)
+		return ok
+	case strings.HasPrefix(alg, "ES"):
+		_, ok := key.(*ecdsa.PublicKey)
+		return ok
+	case alg == "EdDSA":
+		_, ok := key.(ed25519.PublicKey)
+		return ok
+	}
+	return false
 }
 
 // NewJWTAuthenticator returns an Authenticator that verifies a JWT taken
 // from the "Authorization: Bearer" header or, because browsers cannot set
 // headers on WebSockets, from the "access_token" query parameter. Only the
-// pinned algorithms are accepted; "exp" and "nbf" are checked when present.
+// pinned algorithms are accepted, each checked against the key's type when
+// the Authenticator is built; "exp" is required (see
+// JWTOptions.ExpirationOptional) and "nbf" checked when present.
 func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 	algs := opts.Algorithms
 	if len(algs) == 0 {
@@ -75,6 +100,12 @@ func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 		if strings.EqualFold(a, "none") {
 			return nil, errors.New(`signalhub: JWT algorithm "none" is not allowed`)
 		}
+		if jwt.GetSigningMethod(a) == nil {
+			return nil, fmt.Errorf("signalhub: unknown JWT algorithm %q", a)
+		}
+		if opts.Keyfunc == nil && !keyFits(a, opts.Key) {
+			return nil, fmt.Errorf("signalhub: JWT algorithm %s cannot verify with a key of type %T", a, opts.Key)
+		}
 	}
 	if b, ok := opts.Key.([]byte); ok && opts.Keyfunc == nil && len(b) == 0 {
 		return nil, errors.New("signalhub: empty JWT secret")
@@ -90,6 +121,9 @@ func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 	}
 	if opts.Audience != "" {
 		popts = append(popts, jwt.WithAudience(opts.Audience))
+	}
+	if !opts.ExpirationOptional {
+		popts = append(popts, jwt.WithExpirationRequired())
 	}
 	parser := jwt.NewParser(popts...)
 
@@ -107,8 +141,8 @@ func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 }
 
 // BearerToken returns the access token of a hub request: the
-// "Authorization: Bearer" header, else the "access_token" query parameter,
-// else "".
+// "Authorization: Bearer" header, else the "access_token" query parameter
+// (its name matched case-insensitively), else "".
 func BearerToken(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -116,5 +150,6 @@ func BearerToken(r *http.Request) string {
 			return strings.TrimSpace(tok)
 		}
 	}
-	return r.URL.Query().Get("access_token")
+	tok, _ := queryValue(r, "access_token")
+	return tok
 }

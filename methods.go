@@ -88,6 +88,18 @@ func compileMethods(in map[string]any) (map[string]*method, error) {
 	return out, nil
 }
 
+// HubError is an error a hub method returns to show its message to the
+// client, like ASP.NET Core's HubException. Other errors reach the client as
+// a generic message unless Options.DetailedErrors is set, so that internal
+// details do not leak. It may be returned as a value or a pointer, and
+// wrapped.
+type HubError struct {
+	Message string
+}
+
+// Error returns the message.
+func (e HubError) Error() string { return e.Message }
+
 // Completion error texts, as ASP.NET Core words them so that clients see
 // the same messages from either server.
 const (
@@ -182,6 +194,10 @@ func (h *Hub) errorText(prefix string, err error) string {
 	var he HubError
 	if errors.As(err, &he) {
 		return prefix + " HubException: " + he.Message
+	}
+	var hp *HubError
+	if errors.As(err, &hp) && hp != nil {
+		return prefix + " HubException: " + hp.Message
 	}
 	if h.opts.DetailedErrors {
 		return prefix + " " + err.Error()

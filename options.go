@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
 )
@@ -32,10 +33,13 @@ type Options struct {
 	// reconnect.
 	OnConnected func(c *Context) error
 
-	// OnDisconnected runs once for every connection whose OnConnected ran
-	// (or would have, if it is nil), after it has left every index. err is
-	// nil for a graceful close by the client and otherwise says why the
-	// connection ended (see ErrSlowConsumer, ErrClientTimeout, ...).
+	// OnDisconnected runs once for every connection whose OnConnected
+	// succeeded (or would have been called, if it is nil), after the
+	// connection has left every index and its hub methods have returned.
+	// err is nil for a graceful close by the client and otherwise says why
+	// the connection ended (see ErrSlowConsumer, ErrClientTimeout, ...).
+	// The connection's Context is already done: use a context of your own
+	// to send from here.
 	OnDisconnected func(c *Context, err error)
 
 	// Authenticate reads the credentials of negotiate and connect requests
@@ -57,7 +61,8 @@ type Options struct {
 	// "example.com" or "*.example.com") whose browser pages may open
 	// WebSockets to the hub. Same-origin requests and requests without an
 	// Origin header (non-browser clients) are always allowed. Defaults to
-	// none.
+	// none. The hub does not answer CORS preflights: a page on another
+	// origin also needs the app's CORS middleware in front of negotiate.
 	AllowedOrigins []string
 
 	// KeepAliveInterval is how long a connection may go without the server
@@ -97,12 +102,17 @@ type Options struct {
 	MaxPendingInvocations int
 
 	// SendQueueLength bounds how many outgoing messages a connection may
-	// have waiting for its writer, and SendQueueBytes their total size.
-	// A send that would exceed either never blocks: the slow connection is
-	// closed with a Close message saying so, and OnDisconnected gets
-	// ErrSlowConsumer. Default to 1024 messages and 1 MiB.
+	// have waiting for its writer. A send that would exceed it (or
+	// SendQueueBytes) never blocks: the slow connection is closed with a
+	// Close message saying so, and OnDisconnected gets ErrSlowConsumer.
+	// Defaults to 1024.
 	SendQueueLength int
-	SendQueueBytes  int
+
+	// SendQueueBytes bounds the total size of a connection's waiting
+	// messages, as SendQueueLength bounds their number. A single message
+	// larger than this is still queued when nothing else waits. Defaults to
+	// 1 MiB.
+	SendQueueBytes int
 
 	// WriteTimeout bounds each socket write. A connection whose write takes
 	// longer is closed. Defaults to 10s.
@@ -171,6 +181,9 @@ func (o *Options) withDefaults() (Options, error) {
 	for _, p := range c.AllowedOrigins {
 		if strings.TrimSpace(p) == "" {
 			return Options{}, errors.New("signalhub: empty pattern in Options.AllowedOrigins")
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return Options{}, fmt.Errorf("signalhub: Options.AllowedOrigins pattern %q: %w", p, err)
 		}
 	}
 	return c, nil

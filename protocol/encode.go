@@ -101,7 +101,8 @@ func AppendInvocationArgs(dst []byte, invocationID, target string, args []any) (
 }
 
 // SizeHint estimates the encoded size of an Invocation of target with
-// args, for sizing a buffer: exact for strings, a guess for other values.
+// args, for sizing a buffer: enough for strings that need no escaping, a
+// guess for other values. Appending past it only costs a reallocation.
 func SizeHint(target string, args []any) int {
 	n := 48 + len(target)
 	for _, a := range args {

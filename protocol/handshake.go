@@ -7,8 +7,10 @@ import (
 
 // HandshakeRequest is the first record a client sends.
 type HandshakeRequest struct {
+	// Protocol is the hub protocol's name, such as "json".
 	Protocol string
-	Version  int
+	// Version is the hub protocol version the client speaks.
+	Version int
 }
 
 // DecodeHandshakeRequest decodes the handshake record (without its

@@ -79,24 +79,34 @@ var ErrInvalidMessage = errors.New("protocol: invalid message")
 // A decoded Message shares no memory with the record it came from, so the
 // caller may reuse the record's buffer at once.
 type Message struct {
+	// Type says which of the other fields are meaningful.
 	Type MessageType
 	// InvocationID is empty for a non-blocking Invocation, which gets no
 	// Completion. On StreamItem and Completion from a client it may name an
 	// upload stream.
 	InvocationID string
-	Target       string
-	Arguments    []json.RawMessage
-	StreamIDs    []string
-	Headers      map[string]string
+	// Target is the method an Invocation or StreamInvocation calls.
+	Target string
+	// Arguments are the JSON-encoded arguments of an Invocation or
+	// StreamInvocation, one per element of the "arguments" array.
+	Arguments []json.RawMessage
+	// StreamIDs name the upload streams of an Invocation or
+	// StreamInvocation.
+	StreamIDs []string
+	// Headers are the optional string headers of types 1 to 5.
+	Headers map[string]string
 	// Item is the StreamItem payload, JSON null included.
 	Item json.RawMessage
 	// Result is nil when the Completion carries no result; a JSON null
 	// result is the four bytes "null".
 	Result json.RawMessage
 	// Error is set on an error Completion or a Close with an error.
-	Error          string
+	Error string
+	// AllowReconnect is set on a Close after which clients with automatic
+	// reconnect should come back.
 	AllowReconnect bool
-	SequenceID     int64
+	// SequenceID is the message number of an Ack or Sequence.
+	SequenceID int64
 }
 
 // wireMessage mirrors the JSON object with pointers so that absent fields

@@ -1,0 +1,213 @@
+package signalhub
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/signalhub/signalhub/protocol"
+)
+
+// readLoop reads records until the connection ends. registered reports
+// whether the handshake succeeded and the connection joined the hub (and
+// so whether the writer runs).
+func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
+	opts := &c.hub.opts
+	// The handshake timer drops the socket unless the handshake record has
+	// arrived by then. It is a timer, not a read deadline, so that a slow
+	// OnConnected after the handshake is not cut short.
+	var expired atomic.Bool
+	c.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
+		expired.Store(true)
+		_ = ws.CloseNow()
+	})
+	defer c.hsTimer.Stop()
+
+	var buf []byte
+	for {
+		typ, r, err := ws.Reader(c.ctx)
+		if err != nil {
+			if !registered && expired.Load() {
+				return false, fmt.Errorf("%w: handshake timeout", ErrProtocol)
+			}
+			return registered, err
+		}
+		c.lastRecv.Store(c.hub.now())
+		if typ != websocket.MessageText {
+			return registered, c.failRead(closeBinary)
+		}
+		for {
+			if len(buf) == cap(buf) {
+				buf = growReadBuffer(buf, opts.MaxMessageSize)
+			}
+			n, rerr := r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			var perr error
+			buf, perr = c.processRecords(ws, buf, &registered)
+			if perr != nil {
+				return registered, perr
+			}
+			if len(buf) > opts.MaxMessageSize {
+				return registered, c.failTooLarge()
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return registered, rerr
+			}
+		}
+		if len(buf) == 0 && cap(buf) > 4096 {
+			buf = nil // do not hold a large buffer on an idle connection
+		}
+	}
+}
+
+// growReadBuffer makes room to read more, up to one byte past the largest
+// allowed record so that an oversize record is detected.
+func growReadBuffer(buf []byte, maxRecord int) []byte {
+	n := max(2*cap(buf), 512)
+	n = min(n, maxRecord+1+512)
+	if n <= cap(buf) {
+		n = cap(buf) + 512
+	}
+	nb := make([]byte, len(buf), n)
+	copy(nb, buf)
+	return nb
+}
+
+// failRead records why the read loop gives up on the connection and
+// returns the cause; serve closes the connection once the invocations
+// already accepted have completed.
+func (c *conn) failRead(r closeRequest) error {
+	c.readFail = &r
+	return r.cause
+}
+
+func (c *conn) failTooLarge() error {
+	return c.failRead(closeRequest{
+		cause:          ErrMessageTooLarge,
+		errMsg:         fmt.Sprintf("Connection closed with an error. The maximum message size of %dB was exceeded.", c.hub.opts.MaxMessageSize),
+		allowReconnect: true, status: websocket.StatusMessageTooBig, reason: "message too large",
+	})
+}
+
+// processRecords handles every complete record in buf and returns the
+// partial tail moved to the front of buf.
+func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) ([]byte, error) {
+	rest := buf
+	for {
+		rec, tail, ok := protocol.NextRecord(rest)
+		if !ok {
+			break
+		}
+		rest = tail
+		if len(rec) > c.hub.opts.MaxMessageSize {
+			return nil, c.failTooLarge()
+		}
+		var err error
+		if *registered {
+			err = c.handleRecord(rec)
+		} else if err = c.handshake(ws, rec); err == nil {
+			*registered = true
+			err = c.connected()
+			c.startWriter() // also after a failed OnConnected: it sends the Close
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	n := copy(buf, rest)
+	return buf[:n], nil
+}
+
+// handshake checks the handshake record, joins the hub and answers.
+func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
+	if !c.hsTimer.Stop() {
+		return fmt.Errorf("%w: handshake timeout", ErrProtocol)
+	}
+	req, err := protocol.DecodeHandshakeRequest(rec)
+	var msg string
+	switch {
+	case err != nil:
+		msg = "An unexpected error occurred during connection handshake. " + err.Error()
+	case req.Protocol != protocol.ProtocolJSON:
+		msg = fmt.Sprintf("The protocol '%s' is not supported.", req.Protocol)
+	case req.Version < 0 || req.Version > protocol.MaxHandshakeVersion:
+		msg = fmt.Sprintf("The server does not support version %d of the '%s' protocol.", req.Version, req.Protocol)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.hub.opts.WriteTimeout)
+	defer cancel()
+	refuse := func(cause error, msg string) error {
+		c.qmu.Lock()
+		c.markClosingLocked(closeRequest{cause: cause, status: websocket.StatusNormalClosure})
+		c.qmu.Unlock()
+		_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, msg))
+		return cause
+	}
+	if msg != "" {
+		return refuse(fmt.Errorf("%w: %s", ErrProtocol, msg), msg)
+	}
+	// Join the hub before answering, so that a send made as soon as the
+	// client's start() resolves reaches it. Records queued meanwhile wait for
+	// the writer, which starts after the response is written.
+	if err := c.hub.register(c); err != nil {
+		return refuse(err, "The server is shutting down.")
+	}
+	if err := ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "")); err != nil {
+		c.hub.unregister(c)
+		return err
+	}
+	return nil
+}
+
+// connected runs OnConnected on the read goroutine, before any other record
+// of the connection is handled.
+func (c *conn) connected() error {
+	fn := c.hub.opts.OnConnected
+	if fn == nil {
+		c.connectedOK = true
+		return nil
+	}
+	err := c.hub.callHook(c, "OnConnected", func() error { return fn(&c.hctx) })
+	if err != nil {
+		// As in ASP.NET Core: an error in OnConnected closes the connection
+		// without reconnect, and OnDisconnected does not run.
+		c.closeWith(closeRequest{cause: err, errMsg: c.hub.errorText("Connection closed with an error.", err),
+			status: websocket.StatusNormalClosure})
+		return err
+	}
+	c.connectedOK = true
+	return nil
+}
+
+// handleRecord dispatches one hub message.
+func (c *conn) handleRecord(rec []byte) error {
+	m, err := protocol.DecodeMessage(rec)
+	if err != nil {
+		return c.failRead(closeRequest{
+			cause:          fmt.Errorf("%w: %w", ErrProtocol, err),
+			errMsg:         "Connection closed with an error. " + err.Error(),
+			allowReconnect: true, status: websocket.StatusPolicyViolation, reason: "invalid message",
+		})
+	}
+	switch m.Type {
+	case protocol.TypeInvocation:
+		return c.submit(&m)
+	case protocol.TypeStreamInvocation:
+		c.complete(m.InvocationID, nil, fmt.Sprintf("Failed to invoke '%s': streaming methods are not supported by this server.", m.Target))
+	case protocol.TypeCancelInvocation:
+		c.complete(m.InvocationID, nil, "Streaming is not supported by this server.")
+	case protocol.TypeClose:
+		return errClientClose
+	default:
+		// Ping only refreshes lastRecv. Completions and stream items for
+		// calls this server never made, Ack and Sequence without stateful
+		// reconnect, and unknown types are ignored, as ASP.NET Core does.
+	}
+	return nil
+}
