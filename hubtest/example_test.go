@@ -1,0 +1,54 @@
+package hubtest_test
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"testing"
+
+	"github.com/signalhub/signalhub"
+	"github.com/signalhub/signalhub/hubtest"
+)
+
+// A test of a hub method: alice on two devices and bob, no port, no token.
+// In a real test, t is the test's own *testing.T.
+func Example() {
+	t := &exampleT{}
+	defer t.cleanup()
+
+	methods := map[string]any{
+		"SendPrivateMessage": func(c *signalhub.Context, user, message string) error {
+			return c.Hub().SendToUser(c.Context(), user, "ReceiveMessage", c.UserID(), message)
+		},
+	}
+	srv := hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{Methods: methods}))
+	phone, laptop, bob := srv.Connect("alice"), srv.Connect("alice"), srv.Connect("bob")
+
+	bob.MustInvoke("SendPrivateMessage", "alice", "lunch?")
+	phone.Expect("ReceiveMessage", "bob", "lunch?")
+	laptop.Expect("ReceiveMessage", "bob", "lunch?")
+	bob.ExpectNothing()
+
+	fmt.Println(len(srv.UserConnections("alice")), "connections for alice")
+	fmt.Println(laptop.Received()[0])
+	// Output:
+	// 2 connections for alice
+	// ReceiveMessage("bob", "lunch?")
+}
+
+// exampleT stands in for a *testing.T so that the example runs on its own.
+type exampleT struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (t *exampleT) Helper()                           {}
+func (t *exampleT) Output() io.Writer                 { return io.Discard }
+func (t *exampleT) Cleanup(f func())                  { t.cleanups = append(t.cleanups, f) }
+func (t *exampleT) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+func (t *exampleT) cleanup() {
+	for _, f := range slices.Backward(t.cleanups) {
+		f()
+	}
+}
