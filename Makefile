@@ -6,7 +6,7 @@ ADDR  ?= localhost:5000
 BIN   := $(CURDIR)/bin
 GOPKGS := ./... ./examples/...
 
-.PHONY: chat test test-go test-e2e vet bench fuzz e2e-deps chat-deps tools clean
+.PHONY: chat test test-go test-e2e vet bench fuzz e2e-deps node-deps chat-deps tools clean
 
 chat: chat-deps
 	$(GO) run ./examples/chat -addr $(ADDR)
@@ -17,7 +17,13 @@ examples/chat/node_modules/@microsoft/signalr/package.json: examples/chat/packag
 	cd examples/chat && $(NPM) ci --no-audit --no-fund
 	@touch $@
 
-test: tools vet test-go test-e2e
+test: tools vet node-deps test-go test-e2e
+
+# The official client for the Node tests and for the Go interop test in e2e/.
+node-deps:
+	@if command -v node >/dev/null && command -v $(NPM) >/dev/null; then \
+		$(MAKE) --no-print-directory e2e-deps; \
+	fi
 
 # Node.js runs the end-to-end tests with the official client. With CI set a
 # missing tool fails the run; elsewhere the e2e tests are skipped with a hint.
