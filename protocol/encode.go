@@ -65,14 +65,7 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 // AppendInvocation appends an Invocation record. args must be a JSON array
 // (see EncodeArguments). An empty invocationID makes it non-blocking.
 func AppendInvocation(dst []byte, invocationID, target string, args []byte) []byte {
-	dst = append(dst, `{"type":1`...)
-	if invocationID != "" {
-		dst = append(dst, `,"invocationId":`...)
-		dst = AppendString(dst, invocationID)
-	}
-	dst = append(dst, `,"target":`...)
-	dst = AppendString(dst, target)
-	dst = append(dst, `,"arguments":`...)
+	dst = appendInvocationHead(dst, invocationID, target)
 	if len(args) == 0 {
 		dst = append(dst, "[]"...)
 	} else {
@@ -81,10 +74,8 @@ func AppendInvocation(dst []byte, invocationID, target string, args []byte) []by
 	return append(dst, '}', RecordSeparator)
 }
 
-// AppendInvocationArgs is AppendInvocation encoding args in place, so a
-// record costs one buffer. On error dst is returned unchanged.
-func AppendInvocationArgs(dst []byte, invocationID, target string, args []any) ([]byte, error) {
-	start := len(dst)
+// appendInvocationHead appends an Invocation record up to its arguments.
+func appendInvocationHead(dst []byte, invocationID, target string) []byte {
 	dst = append(dst, `{"type":1`...)
 	if invocationID != "" {
 		dst = append(dst, `,"invocationId":`...)
@@ -92,8 +83,14 @@ func AppendInvocationArgs(dst []byte, invocationID, target string, args []any) (
 	}
 	dst = append(dst, `,"target":`...)
 	dst = AppendString(dst, target)
-	dst = append(dst, `,"arguments":`...)
-	dst, err := AppendArguments(dst, args)
+	return append(dst, `,"arguments":`...)
+}
+
+// AppendInvocationArgs is AppendInvocation encoding args in place, so a
+// record costs one buffer. On error dst is returned unchanged.
+func AppendInvocationArgs(dst []byte, invocationID, target string, args []any) ([]byte, error) {
+	start := len(dst)
+	dst, err := AppendArguments(appendInvocationHead(dst, invocationID, target), args)
 	if err != nil {
 		return dst[:start], err
 	}
