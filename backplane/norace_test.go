@@ -1,0 +1,5 @@
+//go:build !race
+
+package backplane_test
+
+const raceEnabled = false
