@@ -63,6 +63,28 @@
 // connection, outside locks, and may call any Hub method except
 // [Hub.Shutdown] and [Hub.Close], which wait for them.
 //
+// # Scaling out
+//
+// With [Options].Backplane set, hubs on several machines form a cluster:
+// every send reaches the matching connections on every node, and
+// AddToGroup and RemoveFromGroup work for connections held by another node.
+// The package backplane defines the small interface engines implement;
+// backplanetest has an in-memory bus and the conformance suite. A send is
+// delivered locally first, then published once per channel tagged with the
+// node's ID; the other nodes deliver to their own connections and the
+// origin drops its echo. Delivery across nodes is at most once; order is
+// kept per sender and connection as far as the engine keeps publish order.
+//
+// A node subscribes to the channel of a user or a group only while it holds
+// one of its connections, so no node receives the traffic of groups it has
+// no member of. Connection IDs name their node ("node1.xxxx"), so a group
+// change for another node's connection goes straight to that node, which
+// answers within a round trip; if no node answers, the caller's context
+// bounds the wait (5 s when it has none) and the error wraps
+// [ErrConnectionNotFound]. When the backplane is unreachable, local
+// connections are still served and the call returns an error wrapping
+// [ErrBackplaneUnavailable].
+//
 // # Shutdown
 //
 // http.Server.Shutdown does not wait for WebSockets, which are hijacked

@@ -37,6 +37,11 @@ var (
 	// invocations waiting.
 	ErrTooManyInvocations = errors.New("signalhub: connection closed: too many pending invocations")
 
+	// ErrBackplaneUnavailable is wrapped by sends and group changes that
+	// could not reach the other nodes of a cluster. Local connections were
+	// served all the same.
+	ErrBackplaneUnavailable = errors.New("signalhub: backplane unavailable")
+
 	// ErrProtocol is the cause given to OnDisconnected for a connection that
 	// broke the hub protocol (bad handshake, malformed record, binary data
 	// on a text protocol).

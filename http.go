@@ -131,7 +131,7 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 		h.refuseUnauthorized(w, r, err)
 		return
 	}
-	id := newID()
+	id := h.newConnID()
 	token := id // version 0 clients use the connection ID as the token
 	if version >= 1 {
 		token = newID()
@@ -248,7 +248,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if token == "" {
-		id = newID()
+		id = h.newConnID()
 	} else {
 		e := h.tokens[token]
 		switch {

@@ -2,6 +2,7 @@ package signalhub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,8 @@ type Hub struct {
 
 	// mu guards conns, users, groups, tokens, tokenFIFO, serving and closed.
 	// Under it: map work and non-blocking enqueues only.
+	cl *cluster // nil without a backplane
+
 	mu        sync.RWMutex
 	conns     map[string]*conn // handshaken connections by ID
 	users     userIndex[*conn]
@@ -71,6 +74,11 @@ func New(opts *Options) (*Hub, error) {
 		serving: make(map[*conn]struct{}),
 	}
 	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
+	if o.Backplane != nil {
+		if err := h.startCluster(o.Backplane, o.NodeID); err != nil {
+			return nil, err
+		}
+	}
 	return h, nil
 }
 
@@ -102,6 +110,9 @@ const (
 	toUsers
 	toGroup
 	toGroups
+	// toGroupAt is one group (name) of a multi-group send received from
+	// another node; names are the groups listed before it.
+	toGroupAt
 )
 
 // audience is the resolved target of a send. name is the single connection,
@@ -248,11 +259,19 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 	}
 	a.prepare()
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	if h.closed {
+		h.mu.RUnlock()
 		return ErrHubClosed
 	}
 	h.deliverLocked(&a, rec)
+	h.mu.RUnlock()
+	if h.cl != nil {
+		// Local connections have their copy; a backplane failure leaves
+		// them served and says the other nodes may not be.
+		if err := h.publish(ctx, &a, rec); err != nil {
+			return fmt.Errorf("signalhub: send %s: %w", target, err)
+		}
+	}
 	return nil
 }
 
@@ -295,6 +314,12 @@ func (h *Hub) deliverLocked(a *audience, rec []byte) {
 				if !a.excluded(c.id) && !h.inEarlierGroup(c, a.names[:i]) {
 					c.enqueue(rec)
 				}
+			}
+		}
+	case toGroupAt:
+		for c := range h.groups.conns(a.name) {
+			if !a.excluded(c.id) && !h.inEarlierGroup(c, a.names) {
+				c.enqueue(rec)
 			}
 		}
 	}
@@ -341,19 +366,36 @@ func (h *Hub) changeGroup(ctx context.Context, connectionID, group string, add b
 	if connectionID == "" || group == "" {
 		return fmt.Errorf("signalhub: group %q, connection %q: %w", group, connectionID, ErrEmptyName)
 	}
+	err := h.changeLocalGroup(ctx, connectionID, group, add)
+	if errors.Is(err, ErrConnectionNotFound) && h.cl != nil {
+		return h.changeRemoteGroup(ctx, connectionID, group, add)
+	}
+	return err
+}
+
+// changeLocalGroup changes the membership of a connection of this node and,
+// in a cluster, the node's subscription to the group's channel.
+func (h *Hub) changeLocalGroup(ctx context.Context, connectionID, group string, add bool) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return ErrHubClosed
 	}
 	c := h.conns[connectionID]
 	if c == nil {
+		h.mu.Unlock()
 		return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connectionID, ErrConnectionNotFound)
 	}
 	if add {
 		h.groups.add(group, c)
 	} else {
 		h.groups.remove(group, c)
+	}
+	h.mu.Unlock()
+	if h.cl != nil {
+		// Subscribed before returning, so that a send from another node
+		// right after AddToGroup reaches the new member.
+		return h.reconcile(ctx, chanGroup+group)
 	}
 	return nil
 }
@@ -425,13 +467,42 @@ func (h *Hub) register(c *conn) error {
 	return nil
 }
 
-// unregister removes a connection from every index: O(its groups).
+// subscribeUser subscribes the node to a new connection's user channel
+// before the handshake is answered, so that a send to the user from another
+// node right after the client's start() resolves reaches it.
+func (h *Hub) subscribeUser(ctx context.Context, c *conn) {
+	if h.cl == nil || c.userID == "" {
+		return
+	}
+	if err := h.reconcile(ctx, chanUser+c.userID); err != nil {
+		h.log.LogAttrs(ctx, slog.LevelWarn, "backplane subscribe failed", slog.String("conn_id", c.id), slog.Any("err", err))
+	}
+}
+
+// unregister removes a connection from every index: O(its groups). In a
+// cluster it then drops the subscriptions nobody here needs any more.
 func (h *Hub) unregister(c *conn) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	var channels []string
+	if h.cl != nil {
+		if c.userID != "" {
+			channels = append(channels, chanUser+c.userID)
+		}
+		for g := range h.groups.groupsOf(c) {
+			channels = append(channels, chanGroup+g)
+		}
+	}
 	delete(h.conns, c.id)
 	h.users.remove(c.userID, c)
 	h.groups.removeConn(c)
+	h.mu.Unlock()
+	if len(channels) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+		defer cancel()
+		if err := h.reconcileAll(ctx, channels); err != nil {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "backplane unsubscribe failed", slog.String("conn_id", c.id), slog.Any("err", err))
+		}
+	}
 }
 
 // release forgets an accepted socket once its cleanup is done.
@@ -489,6 +560,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()
+		h.stopCluster()
 		h.cancelBase()
 		close(done)
 	}()
@@ -512,8 +584,17 @@ func (h *Hub) Close() error {
 	h.mu.Unlock()
 	h.dropAll()
 	h.wg.Wait()
+	h.stopCluster()
 	h.cancelBase()
 	return nil
+}
+
+// stopCluster closes the backplane once the connections are gone. It is
+// safe to call more than once.
+func (h *Hub) stopCluster() {
+	if h.cl != nil {
+		h.cl.stopOnce.Do(func() { _ = h.cl.bp.Close() })
+	}
 }
 
 // dropAll closes every accepted socket without a close handshake.

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/signalhub/signalhub/backplane"
 )
 
 // Options configures a Hub. The zero value is valid: every field documents
@@ -125,6 +127,17 @@ type Options struct {
 
 	// Logger receives the hub's logs. Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// Backplane connects the hub to the other nodes of a cluster, so that
+	// sends and group changes reach connections held by any node. The hub
+	// starts it in New and closes it in Shutdown and Close. Defaults to
+	// none: a single node.
+	Backplane backplane.Backplane
+
+	// NodeID names the hub in a cluster; it prefixes the IDs of the
+	// connections the node holds, so that any node can route to them.
+	// Defaults to 8 random characters. It must not contain a dot.
+	NodeID string
 }
 
 // withDefaults returns a copy of o with every zero field set to its default,

@@ -158,6 +158,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
 	if err := c.hub.register(c); err != nil {
 		return refuse(err, "The server is shutting down.")
 	}
+	c.hub.subscribeUser(ctx, c)
 	if err := ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "")); err != nil {
 		c.hub.unregister(c)
 		return err

@@ -29,10 +29,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/signalhub/signalhub"
+	"github.com/signalhub/signalhub/backplane/backplanetest"
 )
 
 // Timeout bounds every wait: connecting, invoking and Next.
@@ -174,4 +176,24 @@ func (s *Server) ConnectionGroups(connectionID string) []string {
 
 func waitCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), Timeout)
+}
+
+// NewCluster serves n hubs built from opts, each in memory, joined by an
+// in-memory backplane (backplanetest.Bus), as nodes "node1" to "nodeN" of
+// one cluster. A client of one node reaches users and groups on every
+// node. The bus is returned too, to simulate an outage with SetAvailable.
+func NewCluster(tb testing.TB, n int, opts *signalhub.Options) ([]*Server, *backplanetest.Bus) {
+	tb.Helper()
+	bus := backplanetest.NewBus()
+	nodes := make([]*Server, n)
+	for i := range nodes {
+		var o signalhub.Options
+		if opts != nil {
+			o = *opts
+		}
+		o.Backplane = bus.Node()
+		o.NodeID = "node" + strconv.Itoa(i+1)
+		nodes[i] = NewServer(tb, NewHub(tb, &o))
+	}
+	return nodes, bus
 }

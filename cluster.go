@@ -1,0 +1,348 @@
+package signalhub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signalhub/signalhub/backplane"
+)
+
+// Backplane channels. Every node subscribes to chanAll and to its own node
+// channel; a user's or a group's channel only while the node holds one of
+// its connections, so a node never receives the traffic of groups it has
+// no member of.
+const (
+	chanAll   = "all"
+	chanNode  = "node:"
+	chanUser  = "user:"
+	chanGroup = "group:"
+)
+
+// remoteTimeout bounds a request to another node when the caller's context
+// has no deadline: the owner of a connection is named in its ID, so a live
+// owner answers within a round trip, and only a dead one makes us wait.
+const remoteTimeout = 5 * time.Second
+
+// startTimeout bounds starting the backplane in New.
+const startTimeout = 10 * time.Second
+
+// errNotFoundText is a Reply's payload when the connection is not there.
+const errNotFoundText = "connection not found"
+
+// cluster is the hub's side of a backplane. It is nil on a single node.
+type cluster struct {
+	bp     backplane.Backplane
+	nodeID string
+
+	// stripes serialise subscription changes per channel; the backplane
+	// calls happen under a stripe lock, never under the hub lock.
+	stripes [64]sync.Mutex
+	seed    maphash.Seed
+
+	stopOnce sync.Once
+
+	mu         sync.Mutex // guards subscribed, pending and nextReq
+	subscribed map[string]bool
+	pending    map[uint64]chan string
+	nextReq    uint64
+}
+
+// startCluster starts the backplane and the node's fixed subscriptions.
+func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
+	if nodeID == "" {
+		nodeID = newID()[:8]
+	}
+	if strings.Contains(nodeID, ".") {
+		return fmt.Errorf("signalhub: Options.NodeID %q contains a dot", nodeID)
+	}
+	h.cl = &cluster{
+		bp: bp, nodeID: nodeID, seed: maphash.MakeSeed(),
+		subscribed: make(map[string]bool), pending: make(map[uint64]chan string),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := bp.Start(ctx, h.onBackplane); err != nil {
+		return fmt.Errorf("signalhub: start backplane: %w", err)
+	}
+	for _, ch := range []string{chanAll, chanNode + nodeID} {
+		if err := bp.Subscribe(ctx, ch); err != nil {
+			_ = bp.Close()
+			return fmt.Errorf("signalhub: subscribe %s: %w", ch, err)
+		}
+	}
+	return nil
+}
+
+// NodeID returns the hub's node ID in a cluster, or "" without a
+// backplane.
+func (h *Hub) NodeID() string {
+	if h.cl == nil {
+		return ""
+	}
+	return h.cl.nodeID
+}
+
+// newConnID returns a connection ID; in a cluster it names the node that
+// holds the connection, so any node can route to it.
+func (h *Hub) newConnID() string {
+	if h.cl == nil {
+		return newID()
+	}
+	return h.cl.nodeID + "." + newID()
+}
+
+// ownerOf returns the node named in a connection ID.
+func ownerOf(connID string) string {
+	node, _, ok := strings.Cut(connID, ".")
+	if !ok {
+		return ""
+	}
+	return node
+}
+
+// reconcile makes the node's subscription to channel match whether it
+// holds a connection of that user or group now. Any change of the indexes
+// is followed by a reconcile, so the last one leaves the right state
+// whatever the order in which they ran.
+func (h *Hub) reconcile(ctx context.Context, channel string) error {
+	cl := h.cl
+	stripe := &cl.stripes[maphash.String(cl.seed, channel)%uint64(len(cl.stripes))]
+	stripe.Lock()
+	defer stripe.Unlock()
+
+	h.mu.RLock()
+	var want bool
+	switch {
+	case strings.HasPrefix(channel, chanUser):
+		want = h.users.conns(channel[len(chanUser):]) != nil
+	case strings.HasPrefix(channel, chanGroup):
+		want = h.groups.conns(channel[len(chanGroup):]) != nil
+	}
+	h.mu.RUnlock()
+
+	cl.mu.Lock()
+	have := cl.subscribed[channel]
+	cl.mu.Unlock()
+	var err error
+	switch {
+	case want && !have:
+		err = cl.bp.Subscribe(ctx, channel)
+	case !want && have:
+		err = cl.bp.Unsubscribe(ctx, channel)
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("signalhub: %w: %w", ErrBackplaneUnavailable, err)
+	}
+	cl.mu.Lock()
+	if want {
+		cl.subscribed[channel] = true
+	} else {
+		delete(cl.subscribed, channel)
+	}
+	cl.mu.Unlock()
+	return nil
+}
+
+// reconcileAll reconciles several channels, returning the first error.
+func (h *Hub) reconcileAll(ctx context.Context, channels []string) error {
+	var first error
+	for _, ch := range channels {
+		if err := h.reconcile(ctx, ch); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// publish sends a send's record to the other nodes. Local delivery has
+// already happened.
+func (h *Hub) publish(ctx context.Context, a *audience, rec []byte) error {
+	cl := h.cl
+	m := backplane.Message{Origin: cl.nodeID, Kind: backplane.Invocation, Except: a.except, Payload: rec}
+	switch a.kind {
+	case toAll:
+		return h.publishTo(ctx, chanAll, &m)
+	case toConnection, toConnections:
+		ids := a.names
+		if a.kind == toConnection {
+			ids = []string{a.name}
+		}
+		byNode := map[string][]string{}
+		h.mu.RLock()
+		for _, id := range ids {
+			if node := ownerOf(id); h.conns[id] == nil && node != "" && node != cl.nodeID {
+				byNode[node] = append(byNode[node], id)
+			}
+		}
+		h.mu.RUnlock()
+		for node, ids := range byNode {
+			m.Names = ids
+			if err := h.publishTo(ctx, chanNode+node, &m); err != nil {
+				return err
+			}
+		}
+	case toUser:
+		return h.publishTo(ctx, chanUser+a.name, &m)
+	case toUsers:
+		for i, u := range a.names {
+			if !a.repeated(i) {
+				if err := h.publishTo(ctx, chanUser+u, &m); err != nil {
+					return err
+				}
+			}
+		}
+	case toGroup:
+		return h.publishTo(ctx, chanGroup+a.name, &m)
+	case toGroups:
+		m.Names = a.names
+		for i, g := range a.names {
+			if a.repeated(i) {
+				continue
+			}
+			m.Index = i
+			if err := h.publishTo(ctx, chanGroup+g, &m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Hub) publishTo(ctx context.Context, channel string, m *backplane.Message) error {
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := h.cl.bp.Publish(ctx, channel, data); err != nil {
+		return fmt.Errorf("signalhub: publish: %w: %w", ErrBackplaneUnavailable, err)
+	}
+	return nil
+}
+
+// onBackplane handles a message from another node.
+func (h *Hub) onBackplane(channel string, data []byte) {
+	var m backplane.Message
+	if err := m.UnmarshalBinary(data); err != nil {
+		h.log.LogAttrs(context.Background(), slog.LevelWarn, "bad backplane message",
+			slog.String("channel", channel), slog.Any("err", err))
+		return
+	}
+	if m.Origin == h.cl.nodeID {
+		return // our own echo: delivered locally already
+	}
+	switch m.Kind {
+	case backplane.Invocation:
+		a, ok := audienceOf(channel, &m)
+		if !ok {
+			return
+		}
+		h.mu.RLock()
+		if !h.closed {
+			h.deliverLocked(&a, m.Payload)
+		}
+		h.mu.RUnlock()
+	case backplane.AddToGroup, backplane.RemoveFromGroup:
+		if len(m.Names) != 2 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+		defer cancel()
+		text := ""
+		if err := h.changeLocalGroup(ctx, m.Names[0], m.Names[1], m.Kind == backplane.AddToGroup); errors.Is(err, ErrConnectionNotFound) {
+			text = errNotFoundText
+		} else if err != nil {
+			text = err.Error()
+		}
+		reply := backplane.Message{Origin: h.cl.nodeID, Kind: backplane.Reply, ID: m.ID, Payload: []byte(text)}
+		if err := h.publishTo(ctx, chanNode+m.Origin, &reply); err != nil {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "backplane reply failed", slog.String("node_id", m.Origin), slog.Any("err", err))
+		}
+	case backplane.Reply:
+		h.cl.mu.Lock()
+		ch := h.cl.pending[m.ID]
+		h.cl.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- string(m.Payload):
+			default:
+			}
+		}
+	}
+}
+
+// audienceOf reads a received Invocation's audience from its channel.
+func audienceOf(channel string, m *backplane.Message) (audience, bool) {
+	switch {
+	case channel == chanAll:
+		return audience{kind: toAll, except: m.Except}, true
+	case strings.HasPrefix(channel, chanNode):
+		return audience{kind: toConnections, names: m.Names, except: m.Except}, true
+	case strings.HasPrefix(channel, chanUser):
+		return audience{kind: toUser, name: channel[len(chanUser):], except: m.Except}, true
+	case strings.HasPrefix(channel, chanGroup):
+		if len(m.Names) > 1 {
+			// One group of a multi-group send: members of an earlier group
+			// of the list got the copy published for that group.
+			return audience{kind: toGroupAt, name: m.Names[m.Index], names: m.Names[:m.Index], except: m.Except}, true
+		}
+		return audience{kind: toGroup, name: channel[len(chanGroup):], except: m.Except}, true
+	}
+	return audience{}, false
+}
+
+// changeRemoteGroup asks the node named in connID to change its
+// membership, and waits for the answer within ctx (remoteTimeout when ctx
+// has no deadline).
+func (h *Hub) changeRemoteGroup(ctx context.Context, connID, group string, add bool) error {
+	cl := h.cl
+	node := ownerOf(connID)
+	if node == "" || node == cl.nodeID {
+		return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connID, ErrConnectionNotFound)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, remoteTimeout)
+		defer cancel()
+	}
+	reply := make(chan string, 1)
+	cl.mu.Lock()
+	cl.nextReq++
+	id := cl.nextReq
+	cl.pending[id] = reply
+	cl.mu.Unlock()
+	defer func() {
+		cl.mu.Lock()
+		delete(cl.pending, id)
+		cl.mu.Unlock()
+	}()
+	kind := backplane.RemoveFromGroup
+	if add {
+		kind = backplane.AddToGroup
+	}
+	m := backplane.Message{Origin: cl.nodeID, Kind: kind, ID: id, Names: []string{connID, group}}
+	if err := h.publishTo(ctx, chanNode+node, &m); err != nil {
+		return err
+	}
+	select {
+	case text := <-reply:
+		switch text {
+		case "":
+			return nil
+		case errNotFoundText:
+			return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connID, ErrConnectionNotFound)
+		default:
+			return fmt.Errorf("signalhub: group %q: connection %q on node %s: %s", group, connID, node, text)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("signalhub: group %q: connection %q: %w: node %s did not answer: %w",
+			group, connID, ErrConnectionNotFound, node, ctx.Err())
+	}
+}
