@@ -45,12 +45,17 @@ type cluster struct {
 	stripes [64]sync.Mutex
 	seed    maphash.Seed
 
-	stopOnce sync.Once
+	stopOnce      sync.Once
+	stop          chan struct{} // closed to stop the heartbeat
+	heartbeatDone chan struct{}
 
-	mu         sync.Mutex // guards subscribed, pending and nextReq
-	subscribed map[string]bool
-	pending    map[uint64]chan string
-	nextReq    uint64
+	// mu guards subscribed, pending, pendingQueries, nextReq and live.
+	mu             sync.Mutex
+	subscribed     map[string]bool
+	pending        map[uint64]chan string // group requests waiting for their Reply
+	pendingQueries map[uint64]chan reply  // queries gathering Replies
+	nextReq        uint64
+	live           map[string]time.Time // other nodes, by when they were last heard
 }
 
 // startCluster starts the backplane and the node's fixed subscriptions.
@@ -58,12 +63,19 @@ func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
 	if nodeID == "" {
 		nodeID = newID()[:8]
 	}
-	if strings.Contains(nodeID, ".") {
-		return fmt.Errorf("signalhub: Options.NodeID %q contains a dot", nodeID)
+	for _, r := range nodeID {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("signalhub: Options.NodeID %q: only letters, digits, '-' and '_'", nodeID)
+		}
+	}
+	if h.opts.NodeTimeout < 30*time.Millisecond {
+		return fmt.Errorf("signalhub: Options.NodeTimeout %v is below 30ms", h.opts.NodeTimeout)
 	}
 	h.cl = &cluster{
 		bp: bp, nodeID: nodeID, seed: maphash.MakeSeed(),
+		stop: make(chan struct{}), heartbeatDone: make(chan struct{}),
 		subscribed: make(map[string]bool), pending: make(map[uint64]chan string),
+		pendingQueries: make(map[uint64]chan reply), live: make(map[string]time.Time),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -76,6 +88,7 @@ func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
 			return fmt.Errorf("signalhub: subscribe %s: %w", ch, err)
 		}
 	}
+	go h.heartbeatLoop()
 	return nil
 }
 
@@ -238,6 +251,7 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 	if m.Origin == h.cl.nodeID {
 		return // our own echo: delivered locally already
 	}
+	h.seen(m.Origin)
 	switch m.Kind {
 	case backplane.Invocation:
 		a, ok := audienceOf(channel, &m)
@@ -267,13 +281,29 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 		}
 	case backplane.Reply:
 		h.cl.mu.Lock()
-		ch := h.cl.pending[m.ID]
+		ch, qch := h.cl.pending[m.ID], h.cl.pendingQueries[m.ID]
 		h.cl.mu.Unlock()
 		if ch != nil {
 			select {
 			case ch <- string(m.Payload):
 			default:
 			}
+		}
+		if qch != nil {
+			select {
+			case qch <- reply{node: m.Origin, payload: string(m.Payload)}:
+			default:
+			}
+		}
+	case backplane.Query:
+		if len(m.Names) < 2 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+		defer cancel()
+		r := backplane.Message{Origin: h.cl.nodeID, Kind: backplane.Reply, ID: m.ID, Payload: []byte(h.answerQuery(ctx, m.Names[0], m.Names[1:]))}
+		if err := h.publishTo(ctx, chanNode+m.Origin, &r); err != nil {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "backplane reply failed", slog.String("node_id", m.Origin), slog.Any("err", err))
 		}
 	}
 }

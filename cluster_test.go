@@ -3,6 +3,7 @@ package signalhub_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signalhub/signalhub"
+	"github.com/signalhub/signalhub/backplane/backplanetest"
+	signalrclient "github.com/signalhub/signalhub/client"
 	"github.com/signalhub/signalhub/hubtest"
 )
 
@@ -184,4 +187,151 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func TestClusterCountsAndPresence(t *testing.T) {
+	t.Parallel()
+	nodes, _ := hubtest.NewCluster(t, 3, &signalhub.Options{Methods: clusterMethods()})
+	a1, a2, b := nodes[0].Connect("alice"), nodes[1].Connect("alice"), nodes[2].Connect("bob")
+	a1.MustInvoke("Join", "g")
+	a2.MustInvoke("Join", "g")
+	b.MustInvoke("Join", "g")
+	ctx := ctxT(t)
+
+	for _, n := range nodes {
+		count, err := n.Hub.GroupCount(ctx, "g")
+		require.NoError(t, err)
+		assert.Equal(t, 3, count, "group count asked on %s", n.Hub.NodeID())
+		users, err := n.Hub.UserCount(ctx, "alice")
+		require.NoError(t, err)
+		assert.Equal(t, 2, users)
+		online, err := n.Hub.UserOnline(ctx, "carol")
+		require.NoError(t, err)
+		assert.False(t, online)
+		ids, err := n.Hub.GroupConnections(ctx, "g")
+		require.NoError(t, err)
+		want := []string{a1.ID(), a2.ID(), b.ID()}
+		slices.Sort(want)
+		assert.Equal(t, want, ids)
+	}
+	a2.Close()
+	users, err := nodes[2].Hub.UserCount(ctx, "alice")
+	require.NoError(t, err)
+	assert.Equal(t, 1, users)
+	_, err = nodes[0].Hub.GroupCount(ctx, "")
+	assert.ErrorIs(t, err, signalhub.ErrEmptyName)
+}
+
+// A node that dies without a word stops being counted after NodeTimeout;
+// until then, asking for a count fails rather than answers wrong.
+func TestClusterNodeDiesSilently(t *testing.T) {
+	t.Parallel()
+	bus := backplanetest.NewBus()
+	opts := func(id string) *signalhub.Options {
+		return &signalhub.Options{Backplane: bus.Node(), NodeID: id, NodeTimeout: 300 * time.Millisecond}
+	}
+	first := hubtest.NewServer(t, hubtest.NewHub(t, opts("n1")))
+	secondOpts := opts("n2")
+	second := hubtest.NewServer(t, hubtest.NewHub(t, secondOpts))
+	second.Connect("alice")
+	second.Connect("alice")
+	ctx := ctxT(t)
+	n, err := first.Hub.UserCount(ctx, "alice")
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	// n2's link to the cluster dies; its hub does not say goodbye.
+	require.NoError(t, secondOpts.Backplane.Close())
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = first.Hub.UserCount(short, "alice")
+	assert.ErrorIs(t, err, signalhub.ErrBackplaneUnavailable, "n2 is still expected to answer")
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		n, err = first.Hub.UserCount(q, "alice")
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	require.NoError(t, err, "n2 is forgotten within NodeTimeout")
+	assert.Zero(t, n)
+}
+
+func TestClusterRevocation(t *testing.T) {
+	t.Parallel()
+	nodes, _ := hubtest.NewCluster(t, 2, &signalhub.Options{Methods: clusterMethods()})
+	a1, a2, b := nodes[0].Connect("alice"), nodes[1].Connect("alice"), nodes[1].Connect("bob")
+	ctx := ctxT(t)
+	for _, c := range []*hubtest.Client{a1, a2, b} {
+		c.MustInvoke("Join", "admins")
+	}
+
+	require.NoError(t, nodes[1].Hub.RemoveUserFromGroup(ctx, "alice", "admins"))
+	count, err := nodes[0].Hub.GroupCount(ctx, "admins")
+	require.NoError(t, err)
+	assert.Equal(t, 1, count, "only bob is left, on both nodes' books")
+	require.NoError(t, nodes[0].Hub.SendToGroup(ctx, "admins", "Secret"))
+	b.Expect("Secret")
+	a1.ExpectNothing()
+	a2.ExpectNothing()
+
+	require.NoError(t, nodes[0].Hub.DisconnectUser(ctx, "alice", "Your access was revoked."))
+	for _, c := range []*hubtest.Client{a1, a2} {
+		select {
+		case <-c.Conn.Done():
+		case <-ctx.Done():
+			t.Fatal("alice's connection was not closed")
+		}
+		var ce *signalrclient.CloseError
+		require.ErrorAs(t, c.Conn.Err(), &ce)
+		assert.Equal(t, "Your access was revoked.", ce.Message)
+		assert.False(t, ce.AllowReconnect)
+	}
+	online, err := nodes[1].Hub.UserOnline(ctx, "alice")
+	require.NoError(t, err)
+	assert.False(t, online)
+	b.MustInvoke("Whisper", "bob", "still here")
+	b.Expect("Whispered", "bob", "still here")
+	assert.ErrorIs(t, nodes[0].Hub.DisconnectUser(ctx, "", "x"), signalhub.ErrEmptyName)
+}
+
+// Counts, presence and revocation work on a single node too.
+func TestSingleNodeCountsAndRevocation(t *testing.T) {
+	t.Parallel()
+	srv := hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{Methods: clusterMethods()}))
+	a1, a2, b := srv.Connect("alice"), srv.Connect("alice"), srv.Connect("bob")
+	for _, c := range []*hubtest.Client{a1, a2, b} {
+		c.MustInvoke("Join", "g")
+	}
+	ctx := ctxT(t)
+	n, err := srv.Hub.GroupCount(ctx, "g")
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Empty(t, srv.Hub.NodeID())
+
+	require.NoError(t, srv.Hub.RemoveUserFromGroup(ctx, "alice", "g"))
+	ids, err := srv.Hub.GroupConnections(ctx, "g")
+	require.NoError(t, err)
+	assert.Equal(t, []string{b.ID()}, ids)
+
+	require.NoError(t, srv.Hub.DisconnectUser(ctx, "alice", ""))
+	for _, c := range []*hubtest.Client{a1, a2} {
+		select {
+		case <-c.Conn.Done():
+		case <-ctx.Done():
+			t.Fatal("alice's connection was not closed")
+		}
+	}
+	var ce *signalrclient.CloseError
+	require.ErrorAs(t, a1.Conn.Err(), &ce)
+	assert.Equal(t, "Connection closed by the server.", ce.Message)
+	online, err := srv.Hub.UserOnline(ctx, "alice")
+	require.NoError(t, err)
+	assert.False(t, online)
+	online, err = srv.Hub.UserOnline(ctx, "bob")
+	require.NoError(t, err)
+	assert.True(t, online)
 }

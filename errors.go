@@ -37,6 +37,10 @@ var (
 	// invocations waiting.
 	ErrTooManyInvocations = errors.New("signalhub: connection closed: too many pending invocations")
 
+	// ErrUserDisconnected is the cause given to OnDisconnected for a
+	// connection closed by Hub.DisconnectUser.
+	ErrUserDisconnected = errors.New("signalhub: connection closed: user disconnected by the server")
+
 	// ErrBackplaneUnavailable is wrapped by sends and group changes that
 	// could not reach the other nodes of a cluster. Local connections were
 	// served all the same.

@@ -593,7 +593,11 @@ func (h *Hub) Close() error {
 // safe to call more than once.
 func (h *Hub) stopCluster() {
 	if h.cl != nil {
-		h.cl.stopOnce.Do(func() { _ = h.cl.bp.Close() })
+		h.cl.stopOnce.Do(func() {
+			close(h.cl.stop)
+			<-h.cl.heartbeatDone
+			_ = h.cl.bp.Close()
+		})
 	}
 }
 

@@ -136,8 +136,13 @@ type Options struct {
 
 	// NodeID names the hub in a cluster; it prefixes the IDs of the
 	// connections the node holds, so that any node can route to them.
-	// Defaults to 8 random characters. It must not contain a dot.
+	// Defaults to 8 random characters; letters, digits, '-' and '_' only.
 	NodeID string
+
+	// NodeTimeout is how long a node of the cluster may stay silent before
+	// the others forget it and what it counted (see GroupCount). Nodes send
+	// a heartbeat every NodeTimeout/3. Defaults to 15s.
+	NodeTimeout time.Duration
 }
 
 // withDefaults returns a copy of o with every zero field set to its default,
@@ -157,6 +162,7 @@ func (o *Options) withDefaults() (Options, error) {
 		{"HandshakeTimeout", &c.HandshakeTimeout, 15 * time.Second},
 		{"NegotiateTimeout", &c.NegotiateTimeout, 15 * time.Second},
 		{"WriteTimeout", &c.WriteTimeout, 10 * time.Second},
+		{"NodeTimeout", &c.NodeTimeout, 15 * time.Second},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {

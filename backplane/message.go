@@ -12,7 +12,7 @@ import (
 type Kind uint8
 
 // The kinds of Message. The zero Kind is invalid, so that a Message whose
-// Kind was forgotten does not encode. Values above RemoveUserFromGroup are
+// Kind was forgotten does not encode. Values above Query are
 // reserved for later kinds; they decode without error so that nodes of
 // different versions can share a cluster, and receivers ignore the kinds
 // they do not know (see Kind.Known).
@@ -30,21 +30,24 @@ const (
 	// Reply answers the request with the same ID; Payload holds the error
 	// text, empty on success.
 	Reply
-	// DisconnectUser asks every node to close the connections of user
-	// Names[0].
-	DisconnectUser
-	// RemoveUserFromGroup asks every node to remove the connections of user
-	// Names[0] from group Names[1].
-	RemoveUserFromGroup
+	// Heartbeat announces that node Origin is alive; nodes that stop
+	// sending it are forgotten, with what they counted.
+	Heartbeat
+	// Query asks every node for its share of a cluster-wide figure, or to
+	// act on its own connections (disconnect a user, say): Names[0] says
+	// what, the rest of Names with what (see the hub). Each node answers
+	// with a Reply whose Payload holds its share, so the asker knows when
+	// every node has answered.
+	Query
 )
 
 var kindNames = [...]string{
-	Invocation:          "Invocation",
-	AddToGroup:          "AddToGroup",
-	RemoveFromGroup:     "RemoveFromGroup",
-	Reply:               "Reply",
-	DisconnectUser:      "DisconnectUser",
-	RemoveUserFromGroup: "RemoveUserFromGroup",
+	Invocation:      "Invocation",
+	AddToGroup:      "AddToGroup",
+	RemoveFromGroup: "RemoveFromGroup",
+	Reply:           "Reply",
+	Heartbeat:       "Heartbeat",
+	Query:           "Query",
 }
 
 // String returns the kind's name, or "Kind(N)" for a kind this version
@@ -58,7 +61,7 @@ func (k Kind) String() string {
 
 // Known reports whether k is one of the kinds this version defines.
 func (k Kind) Known() bool {
-	return k >= Invocation && k <= RemoveUserFromGroup
+	return k >= Invocation && k <= Query
 }
 
 // Message is what a hub publishes on the backplane. Which fields are

@@ -35,8 +35,8 @@ func sampleMessages() []struct {
 		}},
 		{"remove request", backplane.Message{Origin: "n3", Kind: backplane.RemoveFromGroup, ID: 7, Names: []string{"c", "g"}}},
 		{"reply with error", backplane.Message{Origin: "n1", Kind: backplane.Reply, ID: math.MaxUint64, Payload: []byte("connection not found")}},
-		{"disconnect user", backplane.Message{Origin: "n1", Kind: backplane.DisconnectUser, Names: []string{"alice"}}},
-		{"user from group", backplane.Message{Origin: "n1", Kind: backplane.RemoveUserFromGroup, Names: []string{"alice", "admins"}}},
+		{"heartbeat", backplane.Message{Origin: "n1", Kind: backplane.Heartbeat}},
+		{"query", backplane.Message{Origin: "n1", Kind: backplane.Query, ID: 9, Names: []string{"user-count", "alice"}}},
 		{"unknown kind", backplane.Message{Origin: "n9", Kind: 200, ID: 3, Payload: []byte("future")}},
 		{"binary strings", backplane.Message{
 			Origin: "\x00\xff", Kind: backplane.Invocation, Names: []string{"", "\x80", strings.Repeat("x", 300)},
@@ -190,17 +190,17 @@ func TestMessageAllocations(t *testing.T) {
 func TestKind(t *testing.T) {
 	t.Parallel()
 	for k, want := range map[backplane.Kind]string{
-		backplane.Invocation:          "Invocation",
-		backplane.AddToGroup:          "AddToGroup",
-		backplane.RemoveFromGroup:     "RemoveFromGroup",
-		backplane.Reply:               "Reply",
-		backplane.DisconnectUser:      "DisconnectUser",
-		backplane.RemoveUserFromGroup: "RemoveUserFromGroup",
+		backplane.Invocation:      "Invocation",
+		backplane.AddToGroup:      "AddToGroup",
+		backplane.RemoveFromGroup: "RemoveFromGroup",
+		backplane.Reply:           "Reply",
+		backplane.Heartbeat:       "Heartbeat",
+		backplane.Query:           "Query",
 	} {
 		assert.Equal(t, want, k.String())
 		assert.True(t, k.Known(), want)
 	}
-	for _, k := range []backplane.Kind{0, backplane.RemoveUserFromGroup + 1, 255} {
+	for _, k := range []backplane.Kind{0, backplane.Query + 1, 255} {
 		assert.False(t, k.Known(), k)
 	}
 	assert.Equal(t, "Kind(0)", backplane.Kind(0).String())

@@ -1,0 +1,81 @@
+package signalhub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/coder/websocket"
+)
+
+// DisconnectUser closes every connection of the user, on every node of the
+// cluster, with a Close message carrying reason (a generic text when
+// empty) and no reconnect; OnDisconnected gets ErrUserDisconnected. Use it
+// when a user's rights are revoked: groups are not a security feature, and
+// claims checked at connect time do not change by themselves. It returns
+// once every node has started closing the user's connections; if a node
+// does not answer within ctx (5s without a deadline), the error wraps
+// ErrBackplaneUnavailable.
+func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if userID == "" {
+		return fmt.Errorf("signalhub: disconnect user: %w", ErrEmptyName)
+	}
+	if h.isClosed() {
+		return ErrHubClosed
+	}
+	_, err := h.query(ctx, actDisconnectUser, userID, reason)
+	return err
+}
+
+func (h *Hub) disconnectLocalUser(userID, reason string) {
+	if reason == "" {
+		reason = "Connection closed by the server."
+	}
+	r := closeRequest{cause: ErrUserDisconnected, errMsg: reason, status: websocket.StatusPolicyViolation, reason: "disconnected"}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.users.conns(userID) {
+		c.closeWith(r) // only flags and wakes the writer: fine under the lock
+	}
+}
+
+// RemoveUserFromGroup removes every connection of the user from the group,
+// on every node of the cluster. It returns once every node has done so;
+// errors are those of DisconnectUser.
+func (h *Hub) RemoveUserFromGroup(ctx context.Context, userID, group string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if userID == "" || group == "" {
+		return fmt.Errorf("signalhub: remove user %q from group %q: %w", userID, group, ErrEmptyName)
+	}
+	if h.isClosed() {
+		return ErrHubClosed
+	}
+	_, err := h.query(ctx, actRemoveUser, userID, group)
+	return err
+}
+
+func (h *Hub) removeLocalUserFromGroup(ctx context.Context, userID, group string) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrHubClosed
+	}
+	for c := range h.users.conns(userID) {
+		h.groups.remove(group, c)
+	}
+	h.mu.Unlock()
+	if h.cl != nil {
+		return h.reconcile(ctx, chanGroup+group)
+	}
+	return nil
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.closed
+}
