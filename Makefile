@@ -4,7 +4,7 @@ GO    ?= go
 NPM   ?= npm
 ADDR  ?= localhost:5000
 BIN   := $(CURDIR)/bin
-GOPKGS := ./... ./examples/...
+GOPKGS := ./... ./examples/... ./backplane/redis/... ./backplane/nats/...
 
 .PHONY: chat test test-go test-e2e vet bench fuzz e2e-deps node-deps chat-deps tools clean
 
@@ -25,10 +25,19 @@ node-deps:
 		$(MAKE) --no-print-directory e2e-deps; \
 	fi
 
-# Node.js runs the end-to-end tests with the official client. With CI set a
-# missing tool fails the run; elsewhere the e2e tests are skipped with a hint.
+# Node.js runs the end-to-end tests with the official client, and the Redis
+# engine's tests start their own redis-server (installed here when missing,
+# with apt-get as root). With CI set a missing tool fails the run; elsewhere
+# the tests that need it skip with a hint.
 tools:
 	@command -v $(GO) >/dev/null || { echo "make test: Go is required: https://go.dev/doc/install"; exit 1; }
+	@if ! command -v redis-server >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "make test: installing redis-server"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null || exit 1; \
+		elif [ -n "$$CI" ]; then echo "make test: redis-server is required in CI (apt-get install redis-server)"; exit 1; \
+		else echo "make test: redis-server not found: the Redis engine tests will be skipped (apt-get install redis-server)"; fi; \
+	fi
 	@if ! command -v node >/dev/null || ! command -v $(NPM) >/dev/null; then \
 		if [ -n "$$CI" ]; then echo "make test: node and npm are required in CI (apt-get install nodejs npm)"; exit 1; fi; \
 		echo "make test: node/npm not found: the end-to-end tests will be skipped (apt-get install nodejs npm)"; \

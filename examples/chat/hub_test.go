@@ -9,13 +9,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signalhub/signalhub"
+	"github.com/signalhub/signalhub/examples/chatapp"
 	"github.com/signalhub/signalhub/hubtest"
 )
 
 // newChat serves the chat's hub methods in memory.
 func newChat(t *testing.T) *hubtest.Server {
 	t.Helper()
-	return hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{Methods: chatMethods()}))
+	return hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{Methods: chatapp.Methods()}))
 }
 
 func TestSendMessageReachesEveryone(t *testing.T) {

@@ -15,7 +15,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"errors"
 	"flag"
 	"log/slog"
@@ -25,10 +24,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-)
 
-//go:embed index.html
-var indexHTML []byte
+	"github.com/signalhub/signalhub/examples/chatapp"
+)
 
 // bundleRel is where npm puts the browser bundle, relative to this
 // example's directory.
@@ -61,7 +59,7 @@ func run(addr, jwtKey, bundlePath string, log *slog.Logger) error {
 			"Run `make chat` from the repository root, or `npm ci` in examples/chat, to install it.")
 	}
 
-	app, err := newApp(key, bundlePath, log)
+	app, err := chatapp.New(chatapp.Config{Key: key, BundlePath: bundlePath, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -69,14 +67,14 @@ func run(addr, jwtKey, bundlePath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: app.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: app.Mux, ReadHeaderTimeout: 10 * time.Second}
 	// http.Server.Shutdown does not wait for WebSockets: let the hub close
 	// them, and wait for it below.
 	hubDone := make(chan error, 1)
 	srv.RegisterOnShutdown(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		hubDone <- app.hub.Shutdown(ctx)
+		hubDone <- app.Hub.Shutdown(ctx)
 	})
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -14,18 +14,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/signalhub/signalhub/examples/chatapp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func newTestServer(t *testing.T, bundle string) (*app, *httptest.Server) {
+func newTestServer(t *testing.T, bundle string) (*chatapp.App, *httptest.Server) {
 	t.Helper()
-	a, err := newApp([]byte("test-key"), bundle, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := chatapp.New(chatapp.Config{Key: []byte("test-key"), BundlePath: bundle, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
-	srv := httptest.NewServer(a.mux)
+	srv := httptest.NewServer(a.Mux)
 	t.Cleanup(func() {
 		srv.Close()
-		require.NoError(t, a.hub.Close())
+		require.NoError(t, a.Hub.Close())
 	})
 	return a, srv
 }

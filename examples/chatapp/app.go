@@ -1,6 +1,11 @@
-package main
+// Package chatapp is the chat of the examples: the hub methods of the
+// SignalR docs' users-and-groups sample, a demo token endpoint and a page.
+// examples/chat serves it on one node, examples/cluster on several nodes
+// joined by Redis.
+package chatapp
 
 import (
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,15 +17,36 @@ import (
 	"github.com/signalhub/signalhub"
 )
 
-// app is the chat's HTTP surface: the hub, the demo token endpoint and the
-// page.
-type app struct {
-	hub *signalhub.Hub
-	mux *http.ServeMux
+//go:embed index.html
+var indexHTML []byte
+
+// App is the chat's HTTP surface: the hub at /chathub, the demo token
+// endpoint at /token, the page at / and its client bundle.
+type App struct {
+	// Hub is the chat's hub.
+	Hub *signalhub.Hub
+	// Mux serves everything.
+	Mux *http.ServeMux
 	key []byte
 }
 
-func newApp(key []byte, bundlePath string, log *slog.Logger) (*app, error) {
+// Config configures New.
+type Config struct {
+	// Key signs and verifies the demo tokens (HS256).
+	Key []byte
+	// BundlePath is the file served as /signalr.min.js; empty serves a
+	// 404 that says how to install it.
+	BundlePath string
+	// Logger receives the hub's logs.
+	Logger *slog.Logger
+	// Hub are further hub options, such as a Backplane; Methods,
+	// Authenticate and Logger are set by New.
+	Hub signalhub.Options
+}
+
+// New builds the chat.
+func New(cfg Config) (*App, error) {
+	key, bundlePath, log := cfg.Key, cfg.BundlePath, cfg.Logger
 	auth, err := signalhub.NewJWTAuthenticator(signalhub.JWTOptions{
 		Key:        key,
 		Algorithms: []string{"HS256"},
@@ -28,22 +54,20 @@ func newApp(key []byte, bundlePath string, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	hub, err := signalhub.New(&signalhub.Options{
-		Methods:      chatMethods(),
-		Authenticate: auth,
-		Logger:       log,
-	})
+	opts := cfg.Hub
+	opts.Methods, opts.Authenticate, opts.Logger = Methods(), auth, log
+	hub, err := signalhub.New(&opts)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{hub: hub, mux: http.NewServeMux(), key: key}
-	hub.Mount(a.mux, "/chathub")
-	a.mux.HandleFunc("GET /token", a.serveToken)
-	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	a := &App{Hub: hub, Mux: http.NewServeMux(), key: key}
+	hub.Mount(a.Mux, "/chathub")
+	a.Mux.HandleFunc("GET /token", a.serveToken)
+	a.Mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(indexHTML)
 	})
-	a.mux.HandleFunc("GET /signalr.min.js", func(w http.ResponseWriter, r *http.Request) {
+	a.Mux.HandleFunc("GET /signalr.min.js", func(w http.ResponseWriter, r *http.Request) {
 		if bundlePath == "" {
 			http.Error(w, "client bundle missing: run `make chat` (or `npm ci` in examples/chat)", http.StatusNotFound)
 			return
@@ -54,9 +78,9 @@ func newApp(key []byte, bundlePath string, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// chatMethods is the hub contract of the SignalR docs' users-and-groups
+// Methods is the hub contract of the SignalR docs' users-and-groups
 // sample.
-func chatMethods() map[string]any {
+func Methods() map[string]any {
 	return map[string]any{
 		"SendMessage": func(c *signalhub.Context, message string) error {
 			return c.Hub().SendToAll(c.Context(), "ReceiveMessage", c.UserID(), message)
@@ -115,7 +139,7 @@ func joinOrLeave(c *signalhub.Context, group string, join bool) error {
 }
 
 // serveToken issues a demo token: GET /token?user=NAME[&ttl=SECONDS].
-func (a *app) serveToken(w http.ResponseWriter, r *http.Request) {
+func (a *App) serveToken(w http.ResponseWriter, r *http.Request) {
 	user := r.URL.Query().Get("user")
 	if user == "" {
 		http.Error(w, "user is required", http.StatusBadRequest)
@@ -140,7 +164,7 @@ func (a *app) serveToken(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(tok))
 }
 
-func (a *app) token(user string, ttl time.Duration) (string, error) {
+func (a *App) token(user string, ttl time.Duration) (string, error) {
 	if len(a.key) == 0 {
 		return "", errors.New("no key")
 	}
