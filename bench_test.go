@@ -84,7 +84,6 @@ func attachMemoryConns(tb testing.TB, h *Hub, n int, group string, d *delivered)
 			tb.Fatal(err)
 		}
 		if d != nil {
-			c.started.Store(true)
 			go c.writeLoop()
 		}
 		if err := h.AddToGroup(context.Background(), c.id, group); err != nil {

@@ -52,6 +52,7 @@ type cluster struct {
 	// mu guards subscribed, pending, pendingQueries, nextReq and live.
 	mu             sync.Mutex
 	subscribed     map[string]bool
+	retry          map[string]bool        // channels whose last reconcile failed
 	pending        map[uint64]chan string // group requests waiting for their Reply
 	pendingQueries map[uint64]chan reply  // queries gathering Replies
 	nextReq        uint64
@@ -74,7 +75,7 @@ func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
 	h.cl = &cluster{
 		bp: bp, nodeID: nodeID, seed: maphash.MakeSeed(),
 		stop: make(chan struct{}), heartbeatDone: make(chan struct{}),
-		subscribed: make(map[string]bool), pending: make(map[uint64]chan string),
+		subscribed: make(map[string]bool), retry: make(map[string]bool), pending: make(map[uint64]chan string),
 		pendingQueries: make(map[uint64]chan reply), live: make(map[string]time.Time),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -148,20 +149,39 @@ func (h *Hub) reconcile(ctx context.Context, channel string) error {
 		err = cl.bp.Subscribe(ctx, channel)
 	case !want && have:
 		err = cl.bp.Unsubscribe(ctx, channel)
-	default:
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("signalhub: %w: %w", ErrBackplaneUnavailable, err)
 	}
 	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if err != nil {
+		// The heartbeat loop tries again, so that members who joined
+		// during an outage get their channel when the backplane is back.
+		cl.retry[channel] = true
+		return fmt.Errorf("signalhub: %w: %w", ErrBackplaneUnavailable, err)
+	}
+	delete(cl.retry, channel)
 	if want {
 		cl.subscribed[channel] = true
 	} else {
 		delete(cl.subscribed, channel)
 	}
-	cl.mu.Unlock()
 	return nil
+}
+
+// retryFailed reconciles the channels whose last reconcile failed.
+func (h *Hub) retryFailed() {
+	cl := h.cl
+	cl.mu.Lock()
+	channels := make([]string, 0, len(cl.retry))
+	for ch := range cl.retry {
+		channels = append(channels, ch)
+	}
+	cl.mu.Unlock()
+	if len(channels) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.NodeTimeout/3)
+	defer cancel()
+	_ = h.reconcileAll(ctx, channels)
 }
 
 // reconcileAll reconciles several channels, returning the first error.

@@ -235,6 +235,10 @@ func TestClusterNodeDiesSilently(t *testing.T) {
 	second := hubtest.NewServer(t, hubtest.NewHub(t, secondOpts))
 	second.Connect("alice")
 	second.Connect("alice")
+	for len(first.Hub.ClusterNodes()) < 2 {
+		time.Sleep(time.Millisecond) // n1 has not heard n2's first heartbeat yet
+	}
+	assert.Equal(t, []string{"n1", "n2"}, first.Hub.ClusterNodes())
 	ctx := ctxT(t)
 	n, err := first.Hub.UserCount(ctx, "alice")
 	require.NoError(t, err)
@@ -334,4 +338,30 @@ func TestSingleNodeCountsAndRevocation(t *testing.T) {
 	online, err = srv.Hub.UserOnline(ctx, "bob")
 	require.NoError(t, err)
 	assert.True(t, online)
+}
+
+// A member who joins while the backplane is down gets the group's channel
+// once it is back, without another join.
+func TestClusterSubscribeRetriedAfterOutage(t *testing.T) {
+	t.Parallel()
+	nodes, bus := hubtest.NewCluster(t, 2, &signalhub.Options{Methods: clusterMethods(), NodeTimeout: 300 * time.Millisecond})
+	late, sender := nodes[1].Connect("late"), nodes[0].Connect("sender")
+	bus.SetAvailable(false)
+	_, err := late.Invoke("Join", "g")
+	require.Error(t, err, "the join is local only while the backplane is down")
+	assert.Equal(t, []string{late.ID()}, nodes[1].GroupMembers("g"))
+	bus.SetAvailable(true)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		sender.MustInvoke("Shout", "g", fmt.Sprint(i))
+		m := late.Received()
+		if len(m) > 0 || time.Now().After(deadline) {
+			break
+		}
+		q, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		<-q.Done() // poll at most every 50 ms; the retry runs every NodeTimeout/3
+		cancel()
+	}
+	require.NotEmpty(t, late.Received(), "the node subscribed again after the outage")
 }

@@ -84,7 +84,6 @@ type conn struct {
 	done    chan struct{} // closed when the writer has exited
 	stopped atomic.Bool   // the writer must exit without writing
 	tick    atomic.Bool   // the keep-alive timer fired
-	started atomic.Bool   // the writer was started
 
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
 
@@ -251,7 +250,6 @@ func (c *conn) abort(cause error) {
 // client's silence.
 func (c *conn) startWriter() {
 	c.lastRecv.Store(c.hub.now())
-	c.started.Store(true)
 	go c.writeLoop()
 }
 

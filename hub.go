@@ -547,15 +547,23 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	first := !h.closed
 	h.closed = true
 	snapshot := h.servingLocked()
+	// Connections not in conns have not completed the handshake, and now
+	// never will (register checks closed): nothing to flush for them.
+	var early []*conn
+	for _, c := range snapshot {
+		if h.conns[c.id] != c {
+			early = append(early, c)
+		}
+	}
 	h.mu.Unlock()
 	if first {
 		h.log.LogAttrs(ctx, slog.LevelInfo, "hub shutting down", slog.Int("connections", len(snapshot)))
 	}
 	for _, c := range snapshot {
-		c.closeWith(closeShutdown)
-		if !c.started.Load() {
-			_ = c.wire.closeNow() // nothing to flush before the handshake
-		}
+		c.closeWith(closeShutdown) // the writer, once running, flushes and closes
+	}
+	for _, c := range early {
+		_ = c.wire.closeNow()
 	}
 	done := make(chan struct{})
 	go func() {

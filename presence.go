@@ -20,8 +20,8 @@ const (
 	actRemoveUser     = "remove-user-from-group"
 )
 
-// heartbeatLoop announces the node on chanAll every NodeTimeout/3 until
-// the cluster stops.
+// heartbeatLoop announces the node on chanAll every NodeTimeout/3, and
+// retries failed subscription changes, until the cluster stops.
 func (h *Hub) heartbeatLoop() {
 	cl := h.cl
 	defer close(cl.heartbeatDone)
@@ -29,6 +29,7 @@ func (h *Hub) heartbeatLoop() {
 	defer t.Stop()
 	for {
 		h.sendHeartbeat(chanAll)
+		h.retryFailed()
 		select {
 		case <-t.C:
 		case <-cl.stop:
@@ -239,4 +240,15 @@ func (h *Hub) GroupConnections(ctx context.Context, group string) ([]string, err
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// ClusterNodes returns the IDs of the nodes this hub knows to be alive,
+// its own included, sorted; nil without a backplane. A node learns of
+// another from its first heartbeat, within a round trip of either
+// starting.
+func (h *Hub) ClusterNodes() []string {
+	if h.cl == nil {
+		return nil
+	}
+	return slices.Sorted(slices.Values(append(h.liveNodes(), h.cl.nodeID)))
 }

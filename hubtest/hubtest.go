@@ -195,5 +195,16 @@ func NewCluster(tb testing.TB, n int, opts *signalhub.Options) ([]*Server, *back
 		o.NodeID = "node" + strconv.Itoa(i+1)
 		nodes[i] = NewServer(tb, NewHub(tb, &o))
 	}
+	// The nodes learn of each other from their first heartbeats; wait for
+	// that, so that cluster-wide counts are right from the start.
+	deadline := time.Now().Add(Timeout)
+	for _, s := range nodes {
+		for len(s.Hub.ClusterNodes()) < n {
+			if time.Now().After(deadline) {
+				tb.Fatalf("hubtest: %s knows nodes %v after %v, want %d", s.Hub.NodeID(), s.Hub.ClusterNodes(), Timeout, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	return nodes, bus
 }

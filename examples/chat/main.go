@@ -28,10 +28,6 @@ import (
 	"github.com/signalhub/signalhub/examples/chatapp"
 )
 
-// bundleRel is where npm puts the browser bundle, relative to this
-// example's directory.
-const bundleRel = "node_modules/@microsoft/signalr/dist/browser/signalr.min.js"
-
 func main() {
 	addr := flag.String("addr", "localhost:5000", "address to listen on")
 	jwtKey := flag.String("jwt-key", "", "HS256 key for demo tokens (default: random at start)")
@@ -52,7 +48,7 @@ func run(addr, jwtKey, bundlePath string, log *slog.Logger) error {
 		_, _ = rand.Read(key)
 	}
 	if bundlePath == "" {
-		bundlePath = findBundle()
+		bundlePath = chatapp.FindBundle()
 	}
 	if bundlePath == "" {
 		log.Warn("the chat page's client bundle is missing; the hub works, but the page at / cannot load. " +
@@ -91,16 +87,4 @@ func run(addr, jwtKey, bundlePath string, log *slog.Logger) error {
 		return err
 	}
 	return <-hubDone
-}
-
-// findBundle looks for the npm-installed bundle next to the example, whether
-// the program runs from the repository root or from its own directory.
-func findBundle() string {
-	for _, dir := range []string{".", "examples/chat", "chat"} {
-		p := dir + "/" + bundleRel
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -171,4 +172,21 @@ func (a *App) token(user string, ttl time.Duration) (string, error) {
 	now := time.Now()
 	claims := jwt.MapClaims{"sub": user, "iat": now.Unix(), "exp": now.Add(ttl).Unix()}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.key)
+}
+
+// bundleRel is where npm puts the browser bundle, relative to
+// examples/chat, whose package-lock.json pins it.
+const bundleRel = "node_modules/@microsoft/signalr/dist/browser/signalr.min.js"
+
+// FindBundle looks for the npm-installed bundle whether the program runs
+// from the repository root, from examples, or from examples/chat; it
+// returns "" when it is not installed.
+func FindBundle() string {
+	for _, dir := range []string{".", "examples/chat", "chat", "../chat"} {
+		p := dir + "/" + bundleRel
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }

@@ -1,0 +1,90 @@
+package redis_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/signalhub/signalhub"
+	"github.com/signalhub/signalhub/backplane/redis"
+	"github.com/signalhub/signalhub/hubtest"
+)
+
+func hubMethods() map[string]any {
+	return map[string]any{
+		"Whisper": func(c *signalhub.Context, user, text string) error {
+			return c.Hub().SendToUser(c.Context(), user, "Whispered", c.UserID(), text)
+		},
+		"Join": func(c *signalhub.Context, group string) error {
+			return c.Hub().AddToGroup(c.Context(), c.ConnectionID(), group)
+		},
+		"Shout": func(c *signalhub.Context, group, text string) error {
+			return c.Hub().SendToGroup(c.Context(), group, "Shouted", c.UserID(), text)
+		},
+	}
+}
+
+// newHubServer serves a hub that joins the cluster of prefix on srv as
+// node nodeID.
+func newHubServer(t *testing.T, srv *server, prefix, nodeID string) *hubtest.Server {
+	t.Helper()
+	client := srv.client(t) // closes after the hub, which closes the engine
+	bp, err := redis.New(redis.Options{Client: client, Prefix: prefix, Logger: testLogger(t)})
+	require.NoError(t, err)
+	return hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{
+		Backplane: bp, NodeID: nodeID, Methods: hubMethods(),
+	}))
+}
+
+// TestHubs runs two hubs over one redis-server, each holding one user.
+func TestHubs(t *testing.T) {
+	srv := startServer(t)
+	pre := prefix(t)
+	n1, n2 := newHubServer(t, srv, pre, "n1"), newHubServer(t, srv, pre, "n2")
+	alice, bob := n1.Connect("alice"), n2.Connect("bob")
+	ctx := within(t, 30*time.Second)
+
+	// Users across nodes, from clients and from the app.
+	alice.MustInvoke("Whisper", "bob", "hi bob")
+	bob.Expect("Whispered", "alice", "hi bob")
+	bob.MustInvoke("Whisper", "alice", "hi alice")
+	alice.Expect("Whispered", "bob", "hi alice")
+	require.NoError(t, n1.Hub.SendToUser(ctx, "bob", "Note", "from n1"))
+	bob.Expect("Note", "from n1")
+	require.NoError(t, n2.Hub.SendToUser(ctx, "alice", "Note", "from n2"))
+	alice.Expect("Note", "from n2")
+
+	// A group with a member on each node: alice joins on her node, n1
+	// adds bob's connection on n2, which subscribes from its Handler.
+	alice.MustInvoke("Join", "room")
+	require.NoError(t, n1.Hub.AddToGroup(ctx, bob.ID(), "room"))
+	assert.Equal(t, []string{bob.ID()}, n2.GroupMembers("room"))
+	alice.MustInvoke("Shout", "room", "hello room")
+	alice.Expect("Shouted", "alice", "hello room")
+	bob.Expect("Shouted", "alice", "hello room")
+	require.NoError(t, n2.Hub.SendToGroup(ctx, "room", "Notice", 1))
+	alice.Expect("Notice", 1)
+	bob.Expect("Notice", 1)
+
+	// A group on the other node only.
+	require.NoError(t, n1.Hub.AddToGroup(ctx, bob.ID(), "bob only"))
+	require.NoError(t, n1.Hub.SendToGroup(ctx, "bob only", "Private"))
+	bob.Expect("Private")
+
+	// Removal from n1: n2 unsubscribes from its Handler.
+	require.NoError(t, n1.Hub.RemoveFromGroup(ctx, bob.ID(), "room"))
+	assert.Empty(t, n2.GroupMembers("room"))
+	room := pre + ":group:room"
+	subs, err := srv.client(t).PubSubNumSub(ctx, room).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), subs[room], "only n1 is still subscribed to the group")
+	alice.MustInvoke("Shout", "room", "bob left")
+	alice.Expect("Shouted", "alice", "bob left")
+	require.NoError(t, n1.Hub.SendToAll(ctx, "Everyone"))
+	bob.Expect("Everyone") // and not "bob left" before it
+	alice.Expect("Everyone")
+	bob.ExpectNothing()
+	alice.ExpectNothing()
+}
