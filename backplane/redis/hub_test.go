@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -118,8 +119,12 @@ func TestHubsSurviveRedisRestart(t *testing.T) {
 	// markers until one crosses (bounded), then check the group as a whole.
 	deadline := time.Now().Add(15 * time.Second)
 	for i := 0; ; i++ {
-		err := n1.Hub.SendToUser(ctx, "bob", "Probe", i)
-		if err == nil && len(bob.Received()) > 2 {
+		// Each node's engine reconnects on its own schedule: probe both
+		// directions, n1 to bob's user channel and n2 to the group.
+		err1 := n1.Hub.SendToUser(ctx, "bob", "Probe", i)
+		err2 := n2.Hub.SendToGroup(ctx, "crew", "Probe", i)
+		err := errors.Join(err1, err2)
+		if err == nil && probes(alice) > 0 && probes(bob) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -134,6 +139,17 @@ func TestHubsSurviveRedisRestart(t *testing.T) {
 	require.NoError(t, n2.Hub.SendToGroup(ctx, "crew", "After"))
 	waitFor(t, alice, "After")
 	waitFor(t, bob, "After")
+}
+
+// probes counts the probes c received.
+func probes(c *hubtest.Client) int {
+	n := 0
+	for _, m := range c.Received() {
+		if m.Target == "Probe" {
+			n++
+		}
+	}
+	return n
 }
 
 // waitFor reads c's messages until target arrives, skipping probes.
