@@ -42,14 +42,15 @@ type cluster struct {
 
 	// stripes serialise subscription changes per channel; the backplane
 	// calls happen under a stripe lock, never under the hub lock.
-	stripes [64]sync.Mutex
+	stripes [64]chan struct{} // capacity 1 each, so that waiting for one stops with ctx
 	seed    maphash.Seed
 
 	stopOnce      sync.Once
 	stop          chan struct{} // closed to stop the heartbeat
 	heartbeatDone chan struct{}
 
-	// mu guards subscribed, pending, pendingQueries, nextReq and live.
+	// mu guards subscribed, retry, pending, pendingQueries, nextReq and
+	// live.
 	mu             sync.Mutex
 	subscribed     map[string]bool
 	retry          map[string]bool        // channels whose last reconcile failed
@@ -78,9 +79,13 @@ func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
 		subscribed: make(map[string]bool), retry: make(map[string]bool), pending: make(map[uint64]chan string),
 		pendingQueries: make(map[uint64]chan reply), live: make(map[string]time.Time),
 	}
+	for i := range h.cl.stripes {
+		h.cl.stripes[i] = make(chan struct{}, 1)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := bp.Start(ctx, h.onBackplane); err != nil {
+		_ = bp.Close()
 		return fmt.Errorf("signalhub: start backplane: %w", err)
 	}
 	for _, ch := range []string{chanAll, chanNode + nodeID} {
@@ -126,9 +131,23 @@ func ownerOf(connID string) string {
 // whatever the order in which they ran.
 func (h *Hub) reconcile(ctx context.Context, channel string) error {
 	cl := h.cl
-	stripe := &cl.stripes[maphash.String(cl.seed, channel)%uint64(len(cl.stripes))]
-	stripe.Lock()
-	defer stripe.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		// Hub methods pass their connection's context, which has none; a
+		// stalled backplane must not hold the stripe for ever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, remoteTimeout)
+		defer cancel()
+	}
+	stripe := cl.stripes[maphash.String(cl.seed, channel)%uint64(len(cl.stripes))]
+	select {
+	case stripe <- struct{}{}:
+	case <-ctx.Done():
+		cl.mu.Lock()
+		cl.retry[channel] = true
+		cl.mu.Unlock()
+		return fmt.Errorf("signalhub: %w: %w", ErrBackplaneUnavailable, ctx.Err())
+	}
+	defer func() { <-stripe }()
 
 	h.mu.RLock()
 	var want bool
@@ -235,16 +254,12 @@ func (h *Hub) publish(ctx context.Context, a *audience, rec []byte) error {
 	case toGroup:
 		return h.publishTo(ctx, chanGroup+a.name, &m)
 	case toGroups:
+		// One message on chanAll, so that each node picks its members of
+		// all the groups at once, under one lock: per-group copies could
+		// miss or repeat a connection whose membership changes between
+		// them. Only multi-group sends pay for reaching every node.
 		m.Names = a.names
-		for i, g := range a.names {
-			if a.repeated(i) {
-				continue
-			}
-			m.Index = i
-			if err := h.publishTo(ctx, chanGroup+g, &m); err != nil {
-				return err
-			}
-		}
+		return h.publishTo(ctx, chanAll, &m)
 	}
 	return nil
 }
@@ -271,6 +286,10 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 	if m.Origin == h.cl.nodeID {
 		return // our own echo: delivered locally already
 	}
+	if m.Kind == backplane.Heartbeat && string(m.Payload) == heartbeatLeaving {
+		h.forget(m.Origin)
+		return
+	}
 	h.seen(m.Origin)
 	switch m.Kind {
 	case backplane.Invocation:
@@ -278,6 +297,7 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 		if !ok {
 			return
 		}
+		a.prepare() // long lists become sets before the lock, as on the origin
 		h.mu.RLock()
 		if !h.closed {
 			h.deliverLocked(&a, m.Payload)
@@ -290,8 +310,8 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 		defer cancel()
 		text := ""
-		if err := h.changeLocalGroup(ctx, m.Names[0], m.Names[1], m.Kind == backplane.AddToGroup); errors.Is(err, ErrConnectionNotFound) {
-			text = errNotFoundText
+		if err := h.changeLocalGroup(ctx, m.Names[0], m.Names[1], m.Kind == backplane.AddToGroup); errors.Is(err, ErrConnectionNotFound) || errors.Is(err, ErrHubClosed) {
+			text = errNotFoundText // a closing node holds no connection any more
 		} else if err != nil {
 			text = err.Error()
 		}
@@ -331,6 +351,8 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 // audienceOf reads a received Invocation's audience from its channel.
 func audienceOf(channel string, m *backplane.Message) (audience, bool) {
 	switch {
+	case channel == chanAll && len(m.Names) > 0:
+		return audience{kind: toGroups, names: m.Names, except: m.Except}, true
 	case channel == chanAll:
 		return audience{kind: toAll, except: m.Except}, true
 	case strings.HasPrefix(channel, chanNode):
@@ -338,11 +360,6 @@ func audienceOf(channel string, m *backplane.Message) (audience, bool) {
 	case strings.HasPrefix(channel, chanUser):
 		return audience{kind: toUser, name: channel[len(chanUser):], except: m.Except}, true
 	case strings.HasPrefix(channel, chanGroup):
-		if len(m.Names) > 1 {
-			// One group of a multi-group send: members of an earlier group
-			// of the list got the copy published for that group.
-			return audience{kind: toGroupAt, name: m.Names[m.Index], names: m.Names[:m.Index], except: m.Except}, true
-		}
 		return audience{kind: toGroup, name: channel[len(chanGroup):], except: m.Except}, true
 	}
 	return audience{}, false

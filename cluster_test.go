@@ -365,3 +365,31 @@ func TestClusterSubscribeRetriedAfterOutage(t *testing.T) {
 	}
 	require.NotEmpty(t, late.Received(), "the node subscribed again after the outage")
 }
+
+// A node that shuts down is forgotten at once, so counts do not wait for
+// it; and a revocation during an outage is an error, not a quiet success.
+func TestClusterLeaveAndOutageErrors(t *testing.T) {
+	t.Parallel()
+	nodes, bus := hubtest.NewCluster(t, 2, &signalhub.Options{Methods: clusterMethods()})
+	nodes[1].Connect("alice")
+	ctx := ctxT(t)
+	n, err := nodes[0].Hub.UserCount(ctx, "alice")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	bus.SetAvailable(false)
+	assert.ErrorIs(t, nodes[0].Hub.DisconnectUser(ctx, "alice", "revoked"), signalhub.ErrBackplaneUnavailable)
+	bus.SetAvailable(true)
+
+	require.NoError(t, nodes[1].Hub.Shutdown(ctx))
+	for len(nodes[0].Hub.ClusterNodes()) > 1 {
+		time.Sleep(time.Millisecond) // the leaving heartbeat is on its way
+	}
+	start := time.Now()
+	n, err = nodes[0].Hub.UserCount(ctx, "alice")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Less(t, time.Since(start), time.Second, "no wait for the node that left")
+	_, err = nodes[1].Hub.UserCount(ctx, "alice")
+	assert.ErrorIs(t, err, signalhub.ErrHubClosed)
+}

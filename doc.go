@@ -73,7 +73,8 @@
 // delivered locally first, then published once per channel tagged with the
 // node's ID; the other nodes deliver to their own connections and the
 // origin drops its echo. Delivery across nodes is at most once; order is
-// kept per sender and connection as far as the engine keeps publish order.
+// kept per sender and connection for messages that travel on the same
+// channel (see docs/scaling.md).
 //
 // A node subscribes to the channel of a user or a group only while it holds
 // one of its connections, so no node receives the traffic of groups it has

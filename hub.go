@@ -28,10 +28,10 @@ type Hub struct {
 	baseCtx    context.Context // parent of every connection's context
 	cancelBase context.CancelFunc
 
+	cl *cluster // nil without a backplane; set in New, then read-only
+
 	// mu guards conns, users, groups, tokens, tokenFIFO, serving and closed.
 	// Under it: map work and non-blocking enqueues only.
-	cl *cluster // nil without a backplane
-
 	mu        sync.RWMutex
 	conns     map[string]*conn // handshaken connections by ID
 	users     userIndex[*conn]
@@ -110,9 +110,6 @@ const (
 	toUsers
 	toGroup
 	toGroups
-	// toGroupAt is one group (name) of a multi-group send received from
-	// another node; names are the groups listed before it.
-	toGroupAt
 )
 
 // audience is the resolved target of a send. name is the single connection,
@@ -314,12 +311,6 @@ func (h *Hub) deliverLocked(a *audience, rec []byte) {
 				if !a.excluded(c.id) && !h.inEarlierGroup(c, a.names[:i]) {
 					c.enqueue(rec)
 				}
-			}
-		}
-	case toGroupAt:
-		for c := range h.groups.conns(a.name) {
-			if !a.excluded(c.id) && !h.inEarlierGroup(c, a.names) {
-				c.enqueue(rec)
 			}
 		}
 	}
@@ -604,6 +595,7 @@ func (h *Hub) stopCluster() {
 		h.cl.stopOnce.Do(func() {
 			close(h.cl.stop)
 			<-h.cl.heartbeatDone
+			h.publishHeartbeat(chanAll, []byte(heartbeatLeaving))
 			_ = h.cl.bp.Close()
 		})
 	}

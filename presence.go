@@ -39,10 +39,25 @@ func (h *Hub) heartbeatLoop() {
 }
 
 func (h *Hub) sendHeartbeat(channel string) {
+	h.publishHeartbeat(channel, nil)
+}
+
+// heartbeatLeaving is the payload of the last heartbeat of a node that
+// shuts down, so that the others stop counting on it at once.
+const heartbeatLeaving = "leaving"
+
+func (h *Hub) publishHeartbeat(channel string, payload []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.NodeTimeout/3)
 	defer cancel()
-	m := backplane.Message{Origin: h.cl.nodeID, Kind: backplane.Heartbeat}
+	m := backplane.Message{Origin: h.cl.nodeID, Kind: backplane.Heartbeat, Payload: payload}
 	_ = h.publishTo(ctx, channel, &m) // an outage shows in sends; peers expire us meanwhile
+}
+
+// forget drops a node that said it is leaving.
+func (h *Hub) forget(node string) {
+	h.cl.mu.Lock()
+	delete(h.cl.live, node)
+	h.cl.mu.Unlock()
 }
 
 // seen records that node is alive. A node seen for the first time gets a
@@ -112,11 +127,16 @@ func (h *Hub) answerQuery(ctx context.Context, what string, args []string) strin
 }
 
 // query gathers every live node's share of a figure, this node's
-// included. It fails, wrapping ErrBackplaneUnavailable, when a node does
-// not answer within ctx (remoteTimeout when ctx has no deadline).
+// included. It always publishes, so that an outage is an error even when
+// no other node is known, and it fails, wrapping ErrBackplaneUnavailable,
+// when a live node does not answer within ctx (remoteTimeout when ctx has
+// no deadline).
 func (h *Hub) query(ctx context.Context, what string, args ...string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if h.isClosed() {
+		return nil, ErrHubClosed
 	}
 	local := h.answerQuery(ctx, what, args)
 	if h.cl == nil {
@@ -124,9 +144,6 @@ func (h *Hub) query(ctx context.Context, what string, args ...string) ([]string,
 	}
 	cl := h.cl
 	nodes := h.liveNodes()
-	if len(nodes) == 0 {
-		return []string{local}, nil
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, remoteTimeout)
