@@ -81,4 +81,20 @@ func TestHubsOverNATS(t *testing.T) {
 	for _, c := range []*hubtest.Client{phone, laptop, bob} {
 		c.Expect("All")
 	}
+
+	// Counts and presence across the nodes.
+	for len(n1.Hub.ClusterNodes()) < 2 || len(n2.Hub.ClusterNodes()) < 2 {
+		require.NoError(t, ctx.Err(), "the nodes never heard of each other")
+		time.Sleep(time.Millisecond)
+	}
+	count, err := n1.Hub.GroupCount(ctx, "room")
+	require.NoError(t, err)
+	assert.Equal(t, 2, count)
+	users, err := n2.Hub.UserCount(ctx, "alice")
+	require.NoError(t, err)
+	assert.Equal(t, 2, users, "phone and laptop, one on each node")
+	require.NoError(t, n1.Hub.DisconnectUser(ctx, "bob", "revoked"))
+	online, err := n1.Hub.UserOnline(ctx, "bob")
+	require.NoError(t, err)
+	assert.False(t, online, "bob is gone from every node")
 }

@@ -70,6 +70,21 @@ func TestHubs(t *testing.T) {
 	alice.Expect("Notice", 1)
 	bob.Expect("Notice", 1)
 
+	// Counts and presence across the nodes.
+	for len(n1.Hub.ClusterNodes()) < 2 || len(n2.Hub.ClusterNodes()) < 2 {
+		require.NoError(t, ctx.Err(), "the nodes never heard of each other")
+		time.Sleep(time.Millisecond)
+	}
+	count, err := n2.Hub.GroupCount(ctx, "room")
+	require.NoError(t, err)
+	assert.Equal(t, 2, count)
+	online, err := n2.Hub.UserOnline(ctx, "alice")
+	require.NoError(t, err)
+	assert.True(t, online, "alice is online on n1")
+	ids, err := n1.Hub.GroupConnections(ctx, "room")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{alice.ID(), bob.ID()}, ids)
+
 	// A group on the other node only.
 	require.NoError(t, n1.Hub.AddToGroup(ctx, bob.ID(), "bob only"))
 	require.NoError(t, n1.Hub.SendToGroup(ctx, "bob only", "Private"))
