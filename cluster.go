@@ -49,15 +49,13 @@ type cluster struct {
 	stop          chan struct{} // closed to stop the heartbeat
 	heartbeatDone chan struct{}
 
-	// mu guards subscribed, retry, pending, pendingQueries, nextReq and
-	// live.
-	mu             sync.Mutex
-	subscribed     map[string]bool
-	retry          map[string]bool        // channels whose last reconcile failed
-	pending        map[uint64]chan string // group requests waiting for their Reply
-	pendingQueries map[uint64]chan reply  // queries gathering Replies
-	nextReq        uint64
-	live           map[string]time.Time // other nodes, by when they were last heard
+	// mu guards subscribed, retry, pending, nextReq and live.
+	mu         sync.Mutex
+	subscribed map[string]bool
+	retry      map[string]bool       // channels whose last reconcile failed
+	pending    map[uint64]chan reply // requests waiting for Replies, by ID
+	nextReq    uint64
+	live       map[string]time.Time // other nodes, by when they were last heard
 }
 
 // startCluster starts the backplane and the node's fixed subscriptions.
@@ -76,8 +74,8 @@ func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
 	h.cl = &cluster{
 		bp: bp, nodeID: nodeID, seed: maphash.MakeSeed(),
 		stop: make(chan struct{}), heartbeatDone: make(chan struct{}),
-		subscribed: make(map[string]bool), retry: make(map[string]bool), pending: make(map[uint64]chan string),
-		pendingQueries: make(map[uint64]chan reply), live: make(map[string]time.Time),
+		subscribed: make(map[string]bool), retry: make(map[string]bool), pending: make(map[uint64]chan reply),
+		live: make(map[string]time.Time),
 	}
 	for i := range h.cl.stripes {
 		h.cl.stripes[i] = make(chan struct{}, 1)
@@ -131,13 +129,10 @@ func ownerOf(connID string) string {
 // whatever the order in which they ran.
 func (h *Hub) reconcile(ctx context.Context, channel string) error {
 	cl := h.cl
-	if _, ok := ctx.Deadline(); !ok {
-		// Hub methods pass their connection's context, which has none; a
-		// stalled backplane must not hold the stripe for ever.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, remoteTimeout)
-		defer cancel()
-	}
+	// Hub methods pass their connection's context, which has no deadline;
+	// a stalled backplane must not hold the stripe for ever.
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	stripe := cl.stripes[maphash.String(cl.seed, channel)%uint64(len(cl.stripes))]
 	select {
 	case stripe <- struct{}{}:
@@ -321,18 +316,12 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 		}
 	case backplane.Reply:
 		h.cl.mu.Lock()
-		ch, qch := h.cl.pending[m.ID], h.cl.pendingQueries[m.ID]
+		ch := h.cl.pending[m.ID]
 		h.cl.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- string(m.Payload):
-			default:
-			}
-		}
-		if qch != nil {
-			select {
-			case qch <- reply{node: m.Origin, payload: string(m.Payload)}:
-			default:
+			case ch <- reply{node: m.Origin, payload: string(m.Payload)}:
+			default: // more answers than asked for
 			}
 		}
 	case backplane.Query:
@@ -374,22 +363,11 @@ func (h *Hub) changeRemoteGroup(ctx context.Context, connID, group string, add b
 	if node == "" || node == cl.nodeID {
 		return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connID, ErrConnectionNotFound)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, remoteTimeout)
-		defer cancel()
-	}
-	reply := make(chan string, 1)
-	cl.mu.Lock()
-	cl.nextReq++
-	id := cl.nextReq
-	cl.pending[id] = reply
-	cl.mu.Unlock()
-	defer func() {
-		cl.mu.Lock()
-		delete(cl.pending, id)
-		cl.mu.Unlock()
-	}()
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	replies := make(chan reply, 1)
+	id, forget := cl.await(replies)
+	defer forget()
 	kind := backplane.RemoveFromGroup
 	if add {
 		kind = backplane.AddToGroup
@@ -399,8 +377,8 @@ func (h *Hub) changeRemoteGroup(ctx context.Context, connID, group string, add b
 		return err
 	}
 	select {
-	case text := <-reply:
-		switch text {
+	case r := <-replies:
+		switch text := r.payload; text {
 		case "":
 			return nil
 		case errNotFoundText:
@@ -412,4 +390,27 @@ func (h *Hub) changeRemoteGroup(ctx context.Context, connID, group string, add b
 		return fmt.Errorf("signalhub: group %q: connection %q: %w: node %s did not answer: %w",
 			group, connID, ErrConnectionNotFound, node, ctx.Err())
 	}
+}
+
+// await registers a request whose Replies go to ch, and returns its ID and
+// the func that forgets it.
+func (cl *cluster) await(ch chan reply) (id uint64, forget func()) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.nextReq++
+	id = cl.nextReq
+	cl.pending[id] = ch
+	return id, func() {
+		cl.mu.Lock()
+		delete(cl.pending, id)
+		cl.mu.Unlock()
+	}
+}
+
+// withDefaultTimeout bounds ctx by remoteTimeout when it has no deadline.
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, remoteTimeout)
 }

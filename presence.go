@@ -144,22 +144,11 @@ func (h *Hub) query(ctx context.Context, what string, args ...string) ([]string,
 	}
 	cl := h.cl
 	nodes := h.liveNodes()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, remoteTimeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	replies := make(chan reply, len(nodes))
-	cl.mu.Lock()
-	cl.nextReq++
-	id := cl.nextReq
-	cl.pendingQueries[id] = replies
-	cl.mu.Unlock()
-	defer func() {
-		cl.mu.Lock()
-		delete(cl.pendingQueries, id)
-		cl.mu.Unlock()
-	}()
+	id, forget := cl.await(replies)
+	defer forget()
 	m := backplane.Message{Origin: cl.nodeID, Kind: backplane.Query, ID: id, Names: append([]string{what}, args...)}
 	if err := h.publishTo(ctx, chanAll, &m); err != nil {
 		return nil, err
