@@ -49,13 +49,15 @@ type cluster struct {
 	stop          chan struct{} // closed to stop the heartbeat
 	heartbeatDone chan struct{}
 
-	// mu guards subscribed, retry, pending, nextReq and live.
+	// mu guards subscribed, retry, pending, nextReq, live and nodesChanged.
 	mu         sync.Mutex
 	subscribed map[string]bool
 	retry      map[string]bool       // channels whose last reconcile failed
 	pending    map[uint64]chan reply // requests waiting for Replies, by ID
 	nextReq    uint64
 	live       map[string]time.Time // other nodes, by when they were last heard
+	// nodesChanged is closed and replaced when live gains or loses a node.
+	nodesChanged chan struct{}
 }
 
 // startCluster starts the backplane and the node's fixed subscriptions.
@@ -75,7 +77,7 @@ func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
 		bp: bp, nodeID: nodeID, seed: maphash.MakeSeed(),
 		stop: make(chan struct{}), heartbeatDone: make(chan struct{}),
 		subscribed: make(map[string]bool), retry: make(map[string]bool), pending: make(map[uint64]chan reply),
-		live: make(map[string]time.Time),
+		live: make(map[string]time.Time), nodesChanged: make(chan struct{}),
 	}
 	for i := range h.cl.stripes {
 		h.cl.stripes[i] = make(chan struct{}, 1)

@@ -235,9 +235,7 @@ func TestClusterNodeDiesSilently(t *testing.T) {
 	second := hubtest.NewServer(t, hubtest.NewHub(t, secondOpts))
 	second.Connect("alice")
 	second.Connect("alice")
-	for len(first.Hub.ClusterNodes()) < 2 {
-		time.Sleep(time.Millisecond) // n1 has not heard n2's first heartbeat yet
-	}
+	require.NoError(t, first.Hub.AwaitNodes(ctxT(t), 2))
 	assert.Equal(t, []string{"n1", "n2"}, first.Hub.ClusterNodes())
 	ctx := ctxT(t)
 	n, err := first.Hub.UserCount(ctx, "alice")
@@ -266,7 +264,8 @@ func TestClusterNodeDiesSilently(t *testing.T) {
 
 func TestClusterRevocation(t *testing.T) {
 	t.Parallel()
-	nodes, _ := hubtest.NewCluster(t, 2, &signalhub.Options{Methods: clusterMethods()})
+	gone := make(chan string, 8)
+	nodes, _ := hubtest.NewCluster(t, 2, &signalhub.Options{Methods: clusterMethods(), OnDisconnected: leftTo(gone)})
 	a1, a2, b := nodes[0].Connect("alice"), nodes[1].Connect("alice"), nodes[1].Connect("bob")
 	ctx := ctxT(t)
 	for _, c := range []*hubtest.Client{a1, a2, b} {
@@ -282,18 +281,15 @@ func TestClusterRevocation(t *testing.T) {
 	a1.ExpectNothing()
 	a2.ExpectNothing()
 
+	aliceIDs := []string{a1.ID(), a2.ID()} // IDs are gone from the clients once closed
 	require.NoError(t, nodes[0].Hub.DisconnectUser(ctx, "alice", "Your access was revoked."))
 	for _, c := range []*hubtest.Client{a1, a2} {
-		select {
-		case <-c.Conn.Done():
-		case <-ctx.Done():
-			t.Fatal("alice's connection was not closed")
-		}
 		var ce *signalrclient.CloseError
-		require.ErrorAs(t, c.Conn.Err(), &ce)
+		require.ErrorAs(t, c.WaitClosed(), &ce)
 		assert.Equal(t, "Your access was revoked.", ce.Message)
 		assert.False(t, ce.AllowReconnect)
 	}
+	awaitLeft(t, gone, aliceIDs...) // the client may see its Close before its node forgets it
 	online, err := nodes[1].Hub.UserOnline(ctx, "alice")
 	require.NoError(t, err)
 	assert.False(t, online)
@@ -305,7 +301,8 @@ func TestClusterRevocation(t *testing.T) {
 // Counts, presence and revocation work on a single node too.
 func TestSingleNodeCountsAndRevocation(t *testing.T) {
 	t.Parallel()
-	srv := hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{Methods: clusterMethods()}))
+	gone := make(chan string, 8)
+	srv := hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{Methods: clusterMethods(), OnDisconnected: leftTo(gone)}))
 	a1, a2, b := srv.Connect("alice"), srv.Connect("alice"), srv.Connect("bob")
 	for _, c := range []*hubtest.Client{a1, a2, b} {
 		c.MustInvoke("Join", "g")
@@ -315,23 +312,23 @@ func TestSingleNodeCountsAndRevocation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
 	assert.Empty(t, srv.Hub.NodeID())
+	require.NoError(t, srv.Hub.AwaitNodes(ctx, 1), "a single node is its own cluster")
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, srv.Hub.AwaitNodes(short, 2), context.DeadlineExceeded)
 
 	require.NoError(t, srv.Hub.RemoveUserFromGroup(ctx, "alice", "g"))
 	ids, err := srv.Hub.GroupConnections(ctx, "g")
 	require.NoError(t, err)
 	assert.Equal(t, []string{b.ID()}, ids)
 
+	aliceIDs := []string{a1.ID(), a2.ID()}
 	require.NoError(t, srv.Hub.DisconnectUser(ctx, "alice", ""))
-	for _, c := range []*hubtest.Client{a1, a2} {
-		select {
-		case <-c.Conn.Done():
-		case <-ctx.Done():
-			t.Fatal("alice's connection was not closed")
-		}
-	}
+	a2.WaitClosed()
 	var ce *signalrclient.CloseError
-	require.ErrorAs(t, a1.Conn.Err(), &ce)
+	require.ErrorAs(t, a1.WaitClosed(), &ce)
 	assert.Equal(t, "Connection closed by the server.", ce.Message)
+	awaitLeft(t, gone, aliceIDs...)
 	online, err := srv.Hub.UserOnline(ctx, "alice")
 	require.NoError(t, err)
 	assert.False(t, online)
@@ -359,9 +356,7 @@ func TestClusterSubscribeRetriedAfterOutage(t *testing.T) {
 		if len(m) > 0 || time.Now().After(deadline) {
 			break
 		}
-		q, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		<-q.Done() // poll at most every 50 ms; the retry runs every NodeTimeout/3
-		cancel()
+		time.Sleep(50 * time.Millisecond) // polling a timer-driven retry: no event to await
 	}
 	require.NotEmpty(t, late.Received(), "the node subscribed again after the outage")
 }
@@ -382,9 +377,7 @@ func TestClusterLeaveAndOutageErrors(t *testing.T) {
 	bus.SetAvailable(true)
 
 	require.NoError(t, nodes[1].Hub.Shutdown(ctx))
-	for len(nodes[0].Hub.ClusterNodes()) > 1 {
-		time.Sleep(time.Millisecond) // the leaving heartbeat is on its way
-	}
+	require.NoError(t, nodes[0].Hub.AwaitNodes(ctx, 1), "the leaving heartbeat arrives")
 	start := time.Now()
 	n, err = nodes[0].Hub.UserCount(ctx, "alice")
 	require.NoError(t, err)
@@ -392,4 +385,26 @@ func TestClusterLeaveAndOutageErrors(t *testing.T) {
 	assert.Less(t, time.Since(start), time.Second, "no wait for the node that left")
 	_, err = nodes[1].Hub.UserCount(ctx, "alice")
 	assert.ErrorIs(t, err, signalhub.ErrHubClosed)
+}
+
+// leftTo returns an OnDisconnected hook that reports connection IDs on ch.
+func leftTo(ch chan<- string) func(*signalhub.Context, error) {
+	return func(c *signalhub.Context, _ error) { ch <- c.ConnectionID() }
+}
+
+// awaitLeft waits until the hub has let go of every listed connection.
+func awaitLeft(t *testing.T, ch <-chan string, ids ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for len(want) > 0 {
+		select {
+		case id := <-ch:
+			delete(want, id)
+		case <-time.After(hubtest.Timeout):
+			t.Fatalf("the hub still holds %v", want)
+		}
+	}
 }

@@ -56,8 +56,17 @@ func (h *Hub) publishHeartbeat(channel string, payload []byte) {
 // forget drops a node that said it is leaving.
 func (h *Hub) forget(node string) {
 	h.cl.mu.Lock()
-	delete(h.cl.live, node)
+	if _, ok := h.cl.live[node]; ok {
+		delete(h.cl.live, node)
+		h.cl.nodesChangedLocked()
+	}
 	h.cl.mu.Unlock()
+}
+
+// nodesChangedLocked wakes AwaitNodes callers. The caller holds cl.mu.
+func (cl *cluster) nodesChangedLocked() {
+	close(cl.nodesChanged)
+	cl.nodesChanged = make(chan struct{})
 }
 
 // seen records that node is alive. A node seen for the first time gets a
@@ -68,6 +77,9 @@ func (h *Hub) seen(node string) {
 	cl.mu.Lock()
 	_, known := cl.live[node]
 	cl.live[node] = time.Now()
+	if !known {
+		cl.nodesChangedLocked()
+	}
 	cl.mu.Unlock()
 	if !known {
 		h.sendHeartbeat(chanNode + node)
@@ -86,6 +98,7 @@ func (h *Hub) liveNodes() []string {
 	for n, t := range cl.live {
 		if t.Before(cutoff) {
 			delete(cl.live, n)
+			cl.nodesChangedLocked()
 			continue
 		}
 		nodes = append(nodes, n)
@@ -257,4 +270,28 @@ func (h *Hub) ClusterNodes() []string {
 		return nil
 	}
 	return slices.Sorted(slices.Values(append(h.liveNodes(), h.cl.nodeID)))
+}
+
+// AwaitNodes waits until this hub knows exactly n live nodes, itself
+// included: for an app, until the cluster it expects has assembled; for a
+// test, until a node that left is forgotten. A node expired for silence
+// counts as gone when ClusterNodes or a count next looks. It returns
+// ctx.Err() when ctx ends first; without a backplane, n must be 1.
+func (h *Hub) AwaitNodes(ctx context.Context, n int) error {
+	for {
+		var changed chan struct{}
+		if h.cl != nil {
+			h.cl.mu.Lock()
+			changed = h.cl.nodesChanged
+			h.cl.mu.Unlock()
+		}
+		if len(h.ClusterNodes()) == n || (h.cl == nil && n == 1) {
+			return nil
+		}
+		select {
+		case <-changed: // nil without a backplane: wait for ctx
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

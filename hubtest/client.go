@@ -238,6 +238,22 @@ func (c *Client) Close() {
 	_ = c.Conn.Close()
 }
 
+// WaitClosed waits up to Timeout for the server to end the connection and
+// returns why (a *client.CloseError when the server sent a Close message).
+// It fails the test if the connection stays open.
+func (c *Client) WaitClosed() error {
+	c.srv.tb.Helper()
+	t := time.NewTimer(Timeout)
+	defer t.Stop()
+	select {
+	case <-c.Conn.Done():
+		return c.Conn.Err()
+	case <-t.C:
+		c.srv.tb.Fatalf("hubtest: %s is still open after %v", c.name(), Timeout)
+		return nil
+	}
+}
+
 // Reconnect closes the connection and connects again as the same user,
 // like a client whose automatic reconnect made a new connection: it has a
 // new ID and is in no group.

@@ -197,13 +197,11 @@ func NewCluster(tb testing.TB, n int, opts *signalhub.Options) ([]*Server, *back
 	}
 	// The nodes learn of each other from their first heartbeats; wait for
 	// that, so that cluster-wide counts are right from the start.
-	deadline := time.Now().Add(Timeout)
+	ctx, cancel := waitCtx()
+	defer cancel()
 	for _, s := range nodes {
-		for len(s.Hub.ClusterNodes()) < n {
-			if time.Now().After(deadline) {
-				tb.Fatalf("hubtest: %s knows nodes %v after %v, want %d", s.Hub.NodeID(), s.Hub.ClusterNodes(), Timeout, n)
-			}
-			time.Sleep(time.Millisecond)
+		if err := s.Hub.AwaitNodes(ctx, n); err != nil {
+			tb.Fatalf("hubtest: %s knows nodes %v after %v, want %d", s.Hub.NodeID(), s.Hub.ClusterNodes(), Timeout, n)
 		}
 	}
 	return nodes, bus

@@ -44,7 +44,7 @@ func (l *memListener) Addr() net.Addr { return memAddr{} }
 // DialContext connects to the listener; it is the DialContext of the
 // test clients' http.Transport.
 func (l *memListener) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
+	client, server := newPipe()
 	select {
 	case l.conns <- server:
 		return client, nil

@@ -83,10 +83,8 @@ func TestHubsOverNATS(t *testing.T) {
 	}
 
 	// Counts and presence across the nodes.
-	for len(n1.Hub.ClusterNodes()) < 2 || len(n2.Hub.ClusterNodes()) < 2 {
-		require.NoError(t, ctx.Err(), "the nodes never heard of each other")
-		time.Sleep(time.Millisecond)
-	}
+	require.NoError(t, n1.Hub.AwaitNodes(ctx, 2), "n1 hears of n2")
+	require.NoError(t, n2.Hub.AwaitNodes(ctx, 2), "n2 hears of n1")
 	count, err := n1.Hub.GroupCount(ctx, "room")
 	require.NoError(t, err)
 	assert.Equal(t, 2, count)
