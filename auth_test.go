@@ -245,6 +245,8 @@ func TestJWTLeeway(t *testing.T) {
 	f := newFixture(t, &signalhub.Options{
 		Methods:      whoMethods(),
 		Authenticate: newAuthenticator(t, signalhub.JWTOptions{Key: k.secret, Leeway: time.Minute}),
+		// The same skew when the hub closes expired connections.
+		AuthExpiryLeeway: time.Minute,
 	})
 	token := sign(t, jwt.SigningMethodHS256, k.secret, jwt.MapClaims{"sub": "late", "exp": time.Now().Add(-10 * time.Second).Unix()})
 	c := f.Dial(t, dialOptions{Header: bearer(token)})

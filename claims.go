@@ -2,7 +2,12 @@ package signalhub
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Claims are the authenticated facts about a connection's user, as a JWT
@@ -42,6 +47,58 @@ func DefaultUserID(c Claims) string {
 		}
 	}
 	return ""
+}
+
+// DefaultAuthExpiry returns when the claims expire: the "exp" claim (a JWT's
+// expiration time, seconds since the Unix epoch, as a number or a numeric
+// string), or the zero time (never) when there is none. An "exp" it cannot
+// read fails closed: it returns the Unix epoch, long expired.
+func DefaultAuthExpiry(c Claims) time.Time {
+	v, ok := c["exp"]
+	if !ok || v == nil {
+		return time.Time{}
+	}
+	var secs float64
+	var err error
+	switch v := v.(type) {
+	case float64:
+		secs = v
+	case int64:
+		secs = float64(v)
+	case int:
+		secs = float64(v)
+	case json.Number:
+		secs, err = v.Float64()
+	case string:
+		secs, err = json.Number(v).Float64()
+	default:
+		err = fmt.Errorf("exp of type %T", v)
+	}
+	if err != nil || math.IsNaN(secs) || secs < 0 {
+		return time.Unix(0, 0)
+	}
+	if secs > 1<<40 { // beyond year 36000: never
+		return time.Time{}
+	}
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9))
+}
+
+// checkName reports whether a group name or user ID is at most max bytes of
+// valid UTF-8 without control characters.
+func checkName(kind, name string, max int) error {
+	if len(name) > max {
+		return fmt.Errorf("signalhub: %s of %d bytes is longer than %d: %w", kind, len(name), max, ErrInvalidName)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("signalhub: %s is not valid UTF-8: %w", kind, ErrInvalidName)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("signalhub: %s contains the control character %U: %w", kind, r, ErrInvalidName)
+		}
+	}
+	return nil
 }
 
 type claimsKey struct{}

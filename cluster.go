@@ -35,6 +35,10 @@ const startTimeout = 10 * time.Second
 // errNotFoundText is a Reply's payload when the connection is not there.
 const errNotFoundText = "connection not found"
 
+// errTooManyGroupsText is a Reply's payload when the connection is in
+// Options.MaxGroupsPerConnection groups already.
+const errTooManyGroupsText = "too many groups"
+
 // cluster is the hub's side of a backplane. It is nil on a single node.
 type cluster struct {
 	bp     backplane.Backplane
@@ -309,6 +313,8 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 		text := ""
 		if err := h.changeLocalGroup(ctx, m.Names[0], m.Names[1], m.Kind == backplane.AddToGroup); errors.Is(err, ErrConnectionNotFound) || errors.Is(err, ErrHubClosed) {
 			text = errNotFoundText // a closing node holds no connection any more
+		} else if errors.Is(err, ErrTooManyGroups) {
+			text = errTooManyGroupsText
 		} else if err != nil {
 			text = err.Error()
 		}
@@ -385,6 +391,8 @@ func (h *Hub) changeRemoteGroup(ctx context.Context, connID, group string, add b
 			return nil
 		case errNotFoundText:
 			return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connID, ErrConnectionNotFound)
+		case errTooManyGroupsText:
+			return fmt.Errorf("signalhub: group %q: connection %q on node %s: %w", group, connID, node, ErrTooManyGroups)
 		default:
 			return fmt.Errorf("signalhub: group %q: connection %q on node %s: %s", group, connID, node, text)
 		}

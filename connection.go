@@ -67,10 +67,23 @@ type conn struct {
 	userID string
 	claims Claims
 	wire   wire
-	hctx   Context // the hub-method view of this connection
+
+	expires  time.Time   // when the credentials expire; zero: never
+	expTimer *time.Timer // closes the connection at expires; read goroutine only
+
+	// The invocation token bucket (Options.InvocationRate); read goroutine
+	// only.
+	tokens  float64
+	tokenAt int64   // hub clock of the last refill
+	refused int     // invocations refused since the last one accepted
+	hctx    Context // the hub-method view of this connection
 
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelCauseFunc
+	// mctx is the hub methods' and hooks' view of ctx (Context.Context),
+	// which also ends when the hub starts shutting down.
+	mctx    context.Context
+	mcancel context.CancelCauseFunc
 
 	// qmu guards the outgoing queue and the closing state.
 	qmu      sync.Mutex
@@ -96,6 +109,8 @@ type conn struct {
 	jmu         sync.Mutex
 	jobs        []*protocol.Message
 	workers     int
+	busy        int  // workers running an invocation
+	draining    bool // Shutdown: run what was accepted, refuse the rest, then close
 	jobWake     chan struct{}  // capacity 1: a job arrived for an idle worker
 	invocations sync.WaitGroup // worker goroutines
 }
@@ -111,8 +126,10 @@ func newConn(h *Hub, id, token string, w wire) *conn {
 		jobWake: make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(h.baseCtx)
+	c.mctx, c.mcancel = context.WithCancelCause(c.ctx)
 	c.hctx.conn = c
 	c.lastRecv.Store(h.now())
+	c.tokens, c.tokenAt = float64(h.opts.InvocationBurst), h.now()
 	return c
 }
 
@@ -148,6 +165,11 @@ var (
 		cause:          fmt.Errorf("%w: binary message on the 'json' protocol", ErrProtocol),
 		errMsg:         "Connection closed with an error. Binary messages are not supported by the 'json' protocol.",
 		allowReconnect: true, status: websocket.StatusUnsupportedData, reason: "binary message",
+	}
+	closeExpired = closeRequest{
+		cause:          ErrAuthExpired,
+		errMsg:         "Connection closed with an error. The connection's authentication expired; reconnect with a new access token.",
+		allowReconnect: true, status: websocket.StatusPolicyViolation, reason: "authentication expired",
 	}
 	closeShutdown = closeRequest{
 		cause: ErrHubClosed, allowReconnect: true, status: websocket.StatusGoingAway, reason: "server shutting down",
@@ -266,6 +288,9 @@ var errClientClose = errors.New("client sent close")
 // exited and OnDisconnected has run.
 func (c *conn) serve(ws *websocket.Conn) {
 	registered, readErr := c.readLoop(ws)
+	if c.expTimer != nil {
+		c.expTimer.Stop()
+	}
 	if f := c.readFail; f != nil {
 		if f.abandon {
 			c.cancel(f.cause)

@@ -31,7 +31,7 @@ func (c *Context) Claims() Claims { return c.conn.claims }
 // Context returns a context that is cancelled when the connection ends.
 // Use it for work a hub method starts on behalf of the connection. In
 // OnDisconnected it is already done.
-func (c *Context) Context() context.Context { return c.conn.ctx }
+func (c *Context) Context() context.Context { return c.conn.mctx }
 
 // Hub returns the hub the connection belongs to.
 func (c *Context) Hub() *Hub { return c.conn.hub }

@@ -24,6 +24,10 @@ const workerIdle = time.Second
 func (c *conn) submit(m *protocol.Message) error {
 	c.jmu.Lock()
 	defer c.jmu.Unlock()
+	if c.draining {
+		c.complete(m.InvocationID, nil, fmt.Sprintf("Failed to invoke '%s': the server is shutting down.", m.Target))
+		return nil
+	}
 	if len(c.jobs) >= c.hub.opts.MaxPendingInvocations {
 		return c.failRead(closeRequest{
 			cause: ErrTooManyInvocations,
@@ -55,6 +59,7 @@ func (c *conn) work() {
 	for {
 		if m := c.nextJob(); m != nil {
 			c.invoke(m)
+			c.jobDone()
 			continue
 		}
 		if idle == nil {
@@ -91,10 +96,41 @@ func (c *conn) nextJob() *protocol.Message {
 		return nil
 	}
 	m := c.jobs[0]
+	c.busy++
 	c.jobs[0] = nil
 	c.jobs = c.jobs[1:]
 	if len(c.jobs) == 0 {
 		c.jobs = nil
 	}
 	return m
+}
+
+// jobDone ends an invocation started by nextJob. The last one to end while
+// the hub shuts down closes the connection, after its Completion.
+func (c *conn) jobDone() {
+	c.jmu.Lock()
+	c.busy--
+	last := c.draining && c.busy == 0 && len(c.jobs) == 0
+	c.jmu.Unlock()
+	if last {
+		c.closeWith(closeShutdown)
+	}
+}
+
+// drain starts a graceful close for Shutdown: the invocations already
+// accepted run (their Context ends, so that they wrap up), later ones get
+// an error Completion, and the Close message follows the last Completion.
+func (c *conn) drain() {
+	c.jmu.Lock()
+	if c.draining {
+		c.jmu.Unlock()
+		return
+	}
+	c.draining = true
+	idle := c.busy == 0 && len(c.jobs) == 0
+	c.jmu.Unlock()
+	c.mcancel(ErrHubClosed)
+	if idle {
+		c.closeWith(closeShutdown)
+	}
 }

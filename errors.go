@@ -46,6 +46,29 @@ var (
 	// served all the same.
 	ErrBackplaneUnavailable = errors.New("signalhub: backplane unavailable")
 
+	// ErrInvalidName is returned for a group name or user ID that is longer
+	// than Options.MaxGroupNameLength or Options.MaxUserIDLength, is not
+	// valid UTF-8, or contains control characters.
+	ErrInvalidName = errors.New("signalhub: invalid name")
+
+	// ErrTooManyGroups is returned by AddToGroup for a connection that is
+	// already in Options.MaxGroupsPerConnection groups.
+	ErrTooManyGroups = errors.New("signalhub: connection is in too many groups")
+
+	// ErrAuthExpired is the cause given to OnDisconnected for a connection
+	// closed because its credentials expired (see Options.AuthExpiry).
+	ErrAuthExpired = errors.New("signalhub: connection closed: authentication expired")
+
+	// ErrRateLimited is the cause given to OnDisconnected for a connection
+	// closed because it kept invoking hub methods faster than
+	// Options.InvocationRate allows.
+	ErrRateLimited = errors.New("signalhub: connection closed: invocation rate limit exceeded")
+
+	// ErrTooManyConnections is the cause of a connection refused because
+	// the hub holds Options.MaxConnections connections, or its user
+	// Options.MaxConnectionsPerUser.
+	ErrTooManyConnections = errors.New("signalhub: too many connections")
+
 	// ErrProtocol is the cause given to OnDisconnected for a connection that
 	// broke the hub protocol (bad handshake, malformed record, binary data
 	// on a text protocol).

@@ -63,9 +63,10 @@ func queryValue(r *http.Request, key string) (string, bool) {
 	return q[best][0], true
 }
 
-// authenticate returns the request's claims (nil when anonymous) or an
-// error wrapping ErrUnauthorized.
-func (h *Hub) authenticate(r *http.Request) (Claims, error) {
+// authenticate returns the request's claims (nil when anonymous) and when
+// they expire (zero: never, or Options.IgnoreAuthExpiry), or an error
+// wrapping ErrUnauthorized.
+func (h *Hub) authenticate(r *http.Request) (Claims, time.Time, error) {
 	var claims Claims
 	if h.opts.Authenticate != nil {
 		c, err := h.opts.Authenticate(r)
@@ -73,17 +74,85 @@ func (h *Hub) authenticate(r *http.Request) (Claims, error) {
 			if !errors.Is(err, ErrUnauthorized) {
 				err = errors.Join(ErrUnauthorized, err)
 			}
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		claims = c
 	}
 	if claims == nil {
 		claims, _ = ClaimsFromContext(r.Context())
 	}
-	if claims == nil && h.opts.RequireAuth {
-		return nil, errors.New("signalhub: unauthorized: no credentials")
+	if claims == nil {
+		if h.opts.RequireAuth {
+			return nil, time.Time{}, errors.New("signalhub: unauthorized: no credentials")
+		}
+		return nil, time.Time{}, nil
 	}
-	return claims, nil
+	if h.opts.IgnoreAuthExpiry {
+		return claims, time.Time{}, nil
+	}
+	exp, err := h.authExpiry(claims)
+	if err != nil {
+		return nil, time.Time{}, errors.Join(ErrUnauthorized, err)
+	}
+	if !exp.IsZero() {
+		exp = exp.Add(h.opts.AuthExpiryLeeway)
+	}
+	if !exp.IsZero() && !time.Now().Before(exp) {
+		return nil, time.Time{}, fmt.Errorf("%w: credentials expired", ErrUnauthorized)
+	}
+	return claims, exp, nil
+}
+
+// authExpiry runs Options.AuthExpiry, turning a panic into an error.
+func (h *Hub) authExpiry(claims Claims) (exp time.Time, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("signalhub: Options.AuthExpiry panicked: %v", p)
+		}
+	}()
+	return h.opts.AuthExpiry(claims), nil
+}
+
+// identify authenticates a negotiate or connect request and picks its user
+// ID. It answers the request itself and returns ok=false when it refuses
+// it: 401 for bad or expired credentials, 403 for a user ID the hub does not
+// accept (see Options.MaxUserIDLength), 500 when Options.UserID fails.
+func (h *Hub) identify(w http.ResponseWriter, r *http.Request) (claims Claims, userID string, exp time.Time, ok bool) {
+	claims, exp, err := h.authenticate(r)
+	if err != nil {
+		h.refuseUnauthorized(w, r, err)
+		return nil, "", time.Time{}, false
+	}
+	userID, err = h.userID(claims)
+	if err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "Options.UserID failed", slog.Any("err", err))
+		http.Error(w, "Internal server error.", http.StatusInternalServerError)
+		return nil, "", time.Time{}, false
+	}
+	if userID != "" {
+		if err := checkName("user ID", userID, h.opts.MaxUserIDLength); err != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "connection refused: user ID not accepted", slog.Any("err", err))
+			http.Error(w, "The user ID is too long, is not valid UTF-8 or contains control characters.", http.StatusForbidden)
+			return nil, "", time.Time{}, false
+		}
+	}
+	return claims, userID, exp, true
+}
+
+// admitLocked checks the connection limits for a new connection of userID
+// ("" for anonymous). It answers the request and returns false when a limit
+// is reached. The caller holds h.mu.
+func (h *Hub) admitLocked(w http.ResponseWriter, userID string) bool {
+	if max := h.opts.MaxConnections; max > 0 && len(h.serving)+h.accepting >= max {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "The server has reached its connection limit; try again later.", http.StatusServiceUnavailable)
+		return false
+	}
+	if max := h.opts.MaxConnectionsPerUser; max > 0 && userID != "" && len(h.users.conns(userID)) >= max {
+		http.Error(w, fmt.Sprintf("The user already has %d connections, the most allowed.", max), http.StatusTooManyRequests)
+		return false
+	}
+	return true
 }
 
 func (h *Hub) refuseUnauthorized(w http.ResponseWriter, r *http.Request, err error) {
@@ -127,8 +196,8 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 		}
 		version = min(n, protocol.MaxNegotiateVersion)
 	}
-	if _, err := h.authenticate(r); err != nil {
-		h.refuseUnauthorized(w, r, err)
+	_, userID, _, ok := h.identify(w, r)
+	if !ok {
 		return
 	}
 	id := h.newConnID()
@@ -141,6 +210,10 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	if h.closed {
 		h.mu.Unlock()
 		refuseClosed(w)
+		return
+	}
+	if !h.admitLocked(w, userID) {
+		h.mu.Unlock()
 		return
 	}
 	h.expireTokensLocked(now)
@@ -228,15 +301,8 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, transport+" transport not supported by this end point type", http.StatusNotFound)
 		return
 	}
-	claims, err := h.authenticate(r)
-	if err != nil {
-		h.refuseUnauthorized(w, r, err)
-		return
-	}
-	userID, err := h.userID(claims)
-	if err != nil {
-		h.log.LogAttrs(r.Context(), slog.LevelError, "Options.UserID failed", slog.Any("err", err))
-		http.Error(w, "Internal server error.", http.StatusInternalServerError)
+	claims, userID, exp, ok := h.identify(w, r)
+	if !ok {
 		return
 	}
 
@@ -245,6 +311,10 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if h.closed {
 		h.mu.Unlock()
 		refuseClosed(w)
+		return
+	}
+	if !h.admitLocked(w, userID) {
+		h.mu.Unlock()
 		return
 	}
 	if token == "" {
@@ -264,6 +334,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 		e.attached = true
 		id = e.id
 	}
+	h.accepting++ // a place among MaxConnections, until serving has it
 	h.mu.Unlock()
 
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -271,6 +342,9 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		// Accept has answered the request (403 for a foreign origin).
+		h.mu.Lock()
+		h.accepting--
+		h.mu.Unlock()
 		h.forgetToken(token)
 		return
 	}
@@ -279,7 +353,9 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	c := newConn(h, id, token, wsWire{ws})
 	c.claims = claims
 	c.userID = userID
+	c.expires = exp
 	h.mu.Lock()
+	h.accepting--
 	if h.closed {
 		h.mu.Unlock()
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")

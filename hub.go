@@ -40,6 +40,7 @@ type Hub struct {
 	tokenFIFO []string               // tokens in negotiate order, for expiry
 	tokenHead int                    // tokenFIFO[:tokenHead] is spent
 	serving   map[*conn]struct{}     // every accepted socket, handshaken or not
+	accepting int                    // connects admitted but not yet in serving
 	closed    bool
 
 	wg sync.WaitGroup // one per accepted socket, until its cleanup is done
@@ -239,14 +240,18 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 		return fmt.Errorf("signalhub: send: target: %w", ErrEmptyName)
 	}
 	switch a.kind {
-	case toConnection, toUser, toGroup:
+	case toConnection:
 		if a.name == "" {
 			return fmt.Errorf("signalhub: send %s: %w", target, ErrEmptyName)
 		}
+	case toUser, toGroup:
+		if err := h.checkName(a.kind, a.name); err != nil {
+			return fmt.Errorf("signalhub: send %s: %w", target, err)
+		}
 	case toConnections, toUsers, toGroups:
 		for _, n := range a.names {
-			if n == "" {
-				return fmt.Errorf("signalhub: send %s: %w", target, ErrEmptyName)
+			if err := h.checkName(a.kind, n); err != nil {
+				return fmt.Errorf("signalhub: send %s: %w", target, err)
 			}
 		}
 	}
@@ -270,6 +275,39 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 		}
 	}
 	return nil
+}
+
+// checkName checks a name of an audience of the kind: non-empty for
+// connection IDs, and within the limits of Options.MaxGroupNameLength and
+// Options.MaxUserIDLength for groups and users.
+func (h *Hub) checkName(kind audienceKind, name string) error {
+	if name == "" {
+		return ErrEmptyName
+	}
+	switch kind {
+	case toGroup, toGroups:
+		return h.checkGroup(name)
+	case toUser, toUsers:
+		return h.checkUser(name)
+	}
+	return nil
+}
+
+// checkGroup returns ErrEmptyName or ErrInvalidName (wrapped) for a group
+// name the hub does not accept.
+func (h *Hub) checkGroup(group string) error {
+	if group == "" {
+		return fmt.Errorf("signalhub: group: %w", ErrEmptyName)
+	}
+	return checkName("group name", group, h.opts.MaxGroupNameLength)
+}
+
+// checkUser is checkGroup for user IDs.
+func (h *Hub) checkUser(userID string) error {
+	if userID == "" {
+		return fmt.Errorf("signalhub: user ID: %w", ErrEmptyName)
+	}
+	return checkName("user ID", userID, h.opts.MaxUserIDLength)
 }
 
 // deliverLocked queues rec for every connection of a. The caller holds
@@ -354,8 +392,11 @@ func (h *Hub) changeGroup(ctx context.Context, connectionID, group string, add b
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if connectionID == "" || group == "" {
-		return fmt.Errorf("signalhub: group %q, connection %q: %w", group, connectionID, ErrEmptyName)
+	if connectionID == "" {
+		return fmt.Errorf("signalhub: group change: connection ID: %w", ErrEmptyName)
+	}
+	if err := h.checkGroup(group); err != nil {
+		return err
 	}
 	err := h.changeLocalGroup(ctx, connectionID, group, add)
 	if errors.Is(err, ErrConnectionNotFound) && h.cl != nil {
@@ -378,6 +419,10 @@ func (h *Hub) changeLocalGroup(ctx context.Context, connectionID, group string, 
 		return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connectionID, ErrConnectionNotFound)
 	}
 	if add {
+		if max := h.opts.MaxGroupsPerConnection; max > 0 && len(h.groups.groupsOf(c)) >= max && !h.groups.members.has(group, c) {
+			h.mu.Unlock()
+			return fmt.Errorf("signalhub: group %q: connection %q is in %d groups: %w", group, connectionID, max, ErrTooManyGroups)
+		}
 		h.groups.add(group, c)
 	} else {
 		h.groups.remove(group, c)
@@ -453,6 +498,9 @@ func (h *Hub) register(c *conn) error {
 	if h.closed {
 		return ErrHubClosed
 	}
+	if max := h.opts.MaxConnectionsPerUser; max > 0 && c.userID != "" && len(h.users.conns(c.userID)) >= max {
+		return fmt.Errorf("signalhub: user has %d connections: %w", max, ErrTooManyConnections)
+	}
 	h.conns[c.id] = c
 	h.users.add(c.userID, c)
 	return nil
@@ -518,9 +566,13 @@ func (h *Hub) disconnected(c *conn, cause error) {
 }
 
 // Shutdown stops the hub gracefully: new negotiations and connects get 503,
-// sends and group changes return ErrHubClosed, and each connection is sent
-// what was already queued for it and a Close message that lets clients with
-// automatic reconnect come back (to another server). Shutdown returns nil
+// sends and group changes return ErrHubClosed, and on each connection the
+// hub method invocations already received run to their end, with their
+// Context done (cause ErrHubClosed) so that they wrap up; their Completions
+// go out, invocations that arrive meanwhile get an error Completion, and
+// then, after whatever else was queued for it, the connection gets a Close
+// message that lets clients with automatic reconnect come back (to another
+// server). Shutdown returns nil
 // when every connection's goroutines have exited and OnDisconnected has run
 // for each. If ctx ends first, the remaining connections are dropped at
 // once and their Contexts cancelled; Shutdown still waits for their
@@ -540,18 +592,20 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	snapshot := h.servingLocked()
 	// Connections not in conns have not completed the handshake, and now
 	// never will (register checks closed): nothing to flush for them.
-	var early []*conn
+	var early, registered []*conn
 	for _, c := range snapshot {
 		if h.conns[c.id] != c {
 			early = append(early, c)
+		} else {
+			registered = append(registered, c)
 		}
 	}
 	h.mu.Unlock()
 	if first {
 		h.log.LogAttrs(ctx, slog.LevelInfo, "hub shutting down", slog.Int("connections", len(snapshot)))
 	}
-	for _, c := range snapshot {
-		c.closeWith(closeShutdown) // the writer, once running, flushes and closes
+	for _, c := range registered {
+		c.drain() // the writer, once running, flushes and closes
 	}
 	for _, c := range early {
 		_ = c.wire.closeNow()

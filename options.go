@@ -59,6 +59,26 @@ type Options struct {
 	// result means the connection belongs to no user.
 	UserID func(Claims) string
 
+	// AuthExpiry returns when a connection's credentials expire; the zero
+	// time means never. Defaults to DefaultAuthExpiry (a JWT's "exp" claim).
+	// A request whose credentials have already expired is refused with 401,
+	// and a connection is closed when they expire, with a Close message
+	// that allows reconnecting (the official clients with automatic
+	// reconnect then fetch a new token from accessTokenFactory) and
+	// ErrAuthExpired in OnDisconnected. Group memberships do not survive
+	// the reconnect, as with any reconnect.
+	AuthExpiry func(Claims) time.Time
+
+	// AuthExpiryLeeway is the clock skew allowed when enforcing AuthExpiry:
+	// credentials count as expired this long after their expiry time. Set
+	// it to the Leeway of your JWTOptions. Defaults to 0.
+	AuthExpiryLeeway time.Duration
+
+	// IgnoreAuthExpiry keeps connections open after their credentials
+	// expire, as ASP.NET Core SignalR does by default. Defaults to false:
+	// expired connections are closed (see AuthExpiry).
+	IgnoreAuthExpiry bool
+
 	// AllowedOrigins lists the host patterns (path.Match syntax, e.g.
 	// "example.com" or "*.example.com") whose browser pages may open
 	// WebSockets to the hub. Same-origin requests and requests without an
@@ -102,6 +122,48 @@ type Options struct {
 	// server from clients that send faster than their methods complete.
 	// Defaults to 256.
 	MaxPendingInvocations int
+
+	// MaxConnections bounds how many connections the hub holds at once,
+	// counting those still in their handshake. Beyond it negotiate and
+	// connect are answered 503 (ErrTooManyConnections). Defaults to no
+	// limit (0 or negative); size it to the machine.
+	MaxConnections int
+
+	// MaxConnectionsPerUser bounds how many connections one user may hold
+	// on this hub. Beyond it negotiate and connect are answered 429, and a
+	// handshake that would exceed it is refused with an error the client
+	// sees. Anonymous connections count against MaxConnections only.
+	// Defaults to 100; negative means no limit.
+	MaxConnectionsPerUser int
+
+	// MaxGroupsPerConnection bounds how many groups one connection may be
+	// in; AddToGroup beyond it returns ErrTooManyGroups. Defaults to 128;
+	// negative means no limit.
+	MaxGroupsPerConnection int
+
+	// MaxGroupNameLength bounds group names, in bytes. Longer names, names
+	// that are not valid UTF-8 and names with control characters are
+	// refused with ErrInvalidName by every method that takes a group.
+	// Defaults to 256.
+	MaxGroupNameLength int
+
+	// MaxUserIDLength bounds user IDs, in bytes. A connection whose user ID
+	// is longer, is not valid UTF-8 or contains control characters is
+	// refused with 403. Defaults to 256.
+	MaxUserIDLength int
+
+	// InvocationRate is how many hub method invocations per second one
+	// connection may make on average, with bursts of up to InvocationBurst
+	// (a token bucket). An invocation beyond it is not run: it gets an
+	// error Completion (or is dropped, when the client expects no answer).
+	// A client that goes on sending through InvocationBurst refusals in a
+	// row is closed with ErrRateLimited. Defaults to 100 per second;
+	// negative means no limit.
+	InvocationRate float64
+
+	// InvocationBurst is the token bucket's size for InvocationRate.
+	// Defaults to twice InvocationRate, at least 1.
+	InvocationBurst int
 
 	// SendQueueLength bounds how many outgoing messages a connection may
 	// have waiting for its writer. A send that would exceed it (or
@@ -163,6 +225,7 @@ func (o *Options) withDefaults() (Options, error) {
 		{"NegotiateTimeout", &c.NegotiateTimeout, 15 * time.Second},
 		{"WriteTimeout", &c.WriteTimeout, 10 * time.Second},
 		{"NodeTimeout", &c.NodeTimeout, 15 * time.Second},
+		{"AuthExpiryLeeway", &c.AuthExpiryLeeway, 0},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -182,6 +245,9 @@ func (o *Options) withDefaults() (Options, error) {
 		{"MaxPendingInvocations", &c.MaxPendingInvocations, 256},
 		{"SendQueueLength", &c.SendQueueLength, 1024},
 		{"SendQueueBytes", &c.SendQueueBytes, 1 << 20},
+		{"MaxGroupNameLength", &c.MaxGroupNameLength, 256},
+		{"MaxUserIDLength", &c.MaxUserIDLength, 256},
+		{"InvocationBurst", &c.InvocationBurst, 0},
 	}
 	for _, n := range ints {
 		if *n.v < 0 {
@@ -190,6 +256,36 @@ func (o *Options) withDefaults() (Options, error) {
 		if *n.v == 0 {
 			*n.v = n.def
 		}
+	}
+	// Limits where a negative value means "no limit".
+	if c.MaxConnections < 0 {
+		c.MaxConnections = 0
+	}
+	switch {
+	case c.MaxConnectionsPerUser == 0:
+		c.MaxConnectionsPerUser = 100
+	case c.MaxConnectionsPerUser < 0:
+		c.MaxConnectionsPerUser = 0
+	}
+	switch {
+	case c.MaxGroupsPerConnection == 0:
+		c.MaxGroupsPerConnection = 128
+	case c.MaxGroupsPerConnection < 0:
+		c.MaxGroupsPerConnection = 0
+	}
+	switch {
+	case c.InvocationRate != c.InvocationRate: // NaN
+		return Options{}, errors.New("signalhub: Options.InvocationRate is NaN")
+	case c.InvocationRate == 0:
+		c.InvocationRate = 100
+	case c.InvocationRate < 0:
+		c.InvocationRate = 0
+	}
+	if c.InvocationBurst == 0 && c.InvocationRate > 0 {
+		c.InvocationBurst = max(1, int(min(2*c.InvocationRate, 1<<30)))
+	}
+	if c.AuthExpiry == nil {
+		c.AuthExpiry = DefaultAuthExpiry
 	}
 	if c.UserID == nil {
 		c.UserID = DefaultUserID

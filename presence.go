@@ -200,8 +200,12 @@ type reply struct {
 }
 
 func (h *Hub) count(ctx context.Context, what, name string) (int, error) {
-	if name == "" {
-		return 0, fmt.Errorf("signalhub: %s: %w", what, ErrEmptyName)
+	check := h.checkUser
+	if what == queryGroupCount {
+		check = h.checkGroup
+	}
+	if err := check(name); err != nil {
+		return 0, fmt.Errorf("signalhub: %s: %w", what, err)
 	}
 	shares, err := h.query(ctx, what, name)
 	if err != nil {
@@ -244,8 +248,8 @@ func (h *Hub) UserOnline(ctx context.Context, userID string) (bool, error) {
 // cluster, sorted; see GroupCount. GroupMembers is the local, cheaper
 // variant.
 func (h *Hub) GroupConnections(ctx context.Context, group string) ([]string, error) {
-	if group == "" {
-		return nil, fmt.Errorf("signalhub: %s: %w", queryGroupMembers, ErrEmptyName)
+	if err := h.checkGroup(group); err != nil {
+		return nil, fmt.Errorf("signalhub: %s: %w", queryGroupMembers, err)
 	}
 	shares, err := h.query(ctx, queryGroupMembers, group)
 	if err != nil {

@@ -2,6 +2,7 @@ package signalhub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -156,7 +157,13 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
 	// client's start() resolves reaches it. Records queued meanwhile wait for
 	// the writer, which starts after the response is written.
 	if err := c.hub.register(c); err != nil {
+		if errors.Is(err, ErrTooManyConnections) {
+			return refuse(err, fmt.Sprintf("The user already has %d connections, the most allowed.", c.hub.opts.MaxConnectionsPerUser))
+		}
 		return refuse(err, "The server is shutting down.")
+	}
+	if !c.expires.IsZero() {
+		c.expTimer = time.AfterFunc(time.Until(c.expires), func() { c.closeWith(closeExpired) })
 	}
 	c.hub.subscribeUser(ctx, c)
 	if err := ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "")); err != nil {
@@ -186,6 +193,31 @@ func (c *conn) connected() error {
 	return nil
 }
 
+// allowInvocation takes a token from the connection's invocation bucket
+// (Options.InvocationRate). When there is none it reports ok=false, and
+// abuse=true once InvocationBurst invocations in a row were refused.
+func (c *conn) allowInvocation() (ok, abuse bool) {
+	return c.allowInvocationAt(c.hub.now())
+}
+
+// allowInvocationAt is allowInvocation at the hub clock's now.
+func (c *conn) allowInvocationAt(now int64) (ok, abuse bool) {
+	rate := c.hub.opts.InvocationRate
+	if rate <= 0 {
+		return true, false
+	}
+	burst := float64(c.hub.opts.InvocationBurst)
+	c.tokens = min(burst, c.tokens+float64(now-c.tokenAt)*rate/float64(time.Second))
+	c.tokenAt = now
+	if c.tokens >= 1 {
+		c.tokens--
+		c.refused = 0
+		return true, false
+	}
+	c.refused++
+	return false, c.refused >= c.hub.opts.InvocationBurst
+}
+
 // handleRecord dispatches one hub message.
 func (c *conn) handleRecord(rec []byte) error {
 	m, err := protocol.DecodeMessage(rec)
@@ -195,6 +227,21 @@ func (c *conn) handleRecord(rec []byte) error {
 			errMsg:         "Connection closed with an error. " + err.Error(),
 			allowReconnect: true, status: websocket.StatusPolicyViolation, reason: "invalid message",
 		})
+	}
+	if m.Type == protocol.TypeInvocation || m.Type == protocol.TypeStreamInvocation {
+		if ok, abuse := c.allowInvocation(); !ok {
+			if abuse {
+				return c.failRead(closeRequest{
+					cause: ErrRateLimited,
+					errMsg: fmt.Sprintf("Connection closed with an error. The client went on invoking hub methods faster than %g per second.",
+						c.hub.opts.InvocationRate),
+					status: websocket.StatusPolicyViolation, reason: "invocation rate limit exceeded", abandon: true,
+				})
+			}
+			c.complete(m.InvocationID, nil, fmt.Sprintf("Failed to invoke '%s': the rate limit of %g invocations per second was exceeded.",
+				m.Target, c.hub.opts.InvocationRate))
+			return nil
+		}
 	}
 	switch m.Type {
 	case protocol.TypeInvocation:

@@ -19,8 +19,8 @@ func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if userID == "" {
-		return fmt.Errorf("signalhub: disconnect user: %w", ErrEmptyName)
+	if err := h.checkUser(userID); err != nil {
+		return fmt.Errorf("signalhub: disconnect user: %w", err)
 	}
 	if h.isClosed() {
 		return ErrHubClosed
@@ -48,8 +48,11 @@ func (h *Hub) RemoveUserFromGroup(ctx context.Context, userID, group string) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if userID == "" || group == "" {
-		return fmt.Errorf("signalhub: remove user %q from group %q: %w", userID, group, ErrEmptyName)
+	if err := h.checkUser(userID); err != nil {
+		return fmt.Errorf("signalhub: remove user from group: %w", err)
+	}
+	if err := h.checkGroup(group); err != nil {
+		return fmt.Errorf("signalhub: remove user from group: %w", err)
 	}
 	if h.isClosed() {
 		return ErrHubClosed

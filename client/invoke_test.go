@@ -146,6 +146,7 @@ func TestConcurrentInvokes(t *testing.T) {
 	s := startHub(t, &signalhub.Options{
 		Methods:                testMethods(),
 		MaxParallelInvocations: 4,
+		InvocationRate:         -1, // 480 calls per connection at full speed
 	})
 	const clients, goroutines, calls = 4, 16, 25
 	var wg sync.WaitGroup
