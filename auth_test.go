@@ -7,8 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -127,91 +125,6 @@ func TestJWTAuthenticatorAccepts(t *testing.T) {
 	}
 }
 
-func TestJWTAuthenticatorRejects(t *testing.T) {
-	t.Parallel()
-	k := keys()
-	rsaPublicPEM := func() []byte {
-		der, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
-		require.NoError(t, err)
-		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	}()
-	now := time.Now()
-	hs := func(claims jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, k.secret, claims) }
-	secretOpts := signalhub.JWTOptions{Key: k.secret}
-	for _, tc := range []struct {
-		name  string
-		opts  signalhub.JWTOptions
-		token string
-	}{
-		{"expired", secretOpts, hs(jwt.MapClaims{"sub": "u", "exp": now.Add(-time.Minute).Unix()})},
-		{"expired beyond leeway", signalhub.JWTOptions{Key: k.secret, Leeway: time.Minute},
-			hs(jwt.MapClaims{"sub": "u", "exp": now.Add(-2 * time.Minute).Unix()})},
-		{"not yet valid", secretOpts, hs(jwt.MapClaims{"sub": "u", "nbf": now.Add(time.Hour).Unix()})},
-		{"wrong secret", secretOpts, sign(t, jwt.SigningMethodHS256, k.otherSecret, jwt.MapClaims{"sub": "u"})},
-		{"wrong ECDSA key", signalhub.JWTOptions{Key: &k.ecdsa.PublicKey},
-			sign(t, jwt.SigningMethodES256, k.otherECDSA, jwt.MapClaims{"sub": "u"})},
-		{"alg none", secretOpts, sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "u"})},
-		{"alg none against RSA", signalhub.JWTOptions{Key: &k.rsa.PublicKey},
-			sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "u"})},
-		{"HS256 signed with the RSA public key", signalhub.JWTOptions{Key: &k.rsa.PublicKey},
-			sign(t, jwt.SigningMethodHS256, rsaPublicPEM, jwt.MapClaims{"sub": "u"})},
-		{"algorithm not pinned", signalhub.JWTOptions{Key: &k.rsa.PublicKey, Algorithms: []string{"RS512"}},
-			sign(t, jwt.SigningMethodRS256, k.rsa, jwt.MapClaims{"sub": "u"})},
-		{"wrong issuer", signalhub.JWTOptions{Key: k.secret, Issuer: "https://issuer.example"},
-			hs(jwt.MapClaims{"sub": "u", "iss": "https://evil.example"})},
-		{"missing issuer", signalhub.JWTOptions{Key: k.secret, Issuer: "https://issuer.example"},
-			hs(jwt.MapClaims{"sub": "u"})},
-		{"wrong audience", signalhub.JWTOptions{Key: k.secret, Audience: "chat"},
-			hs(jwt.MapClaims{"sub": "u", "aud": []string{"billing"}})},
-		{"missing audience", signalhub.JWTOptions{Key: k.secret, Audience: "chat"},
-			hs(jwt.MapClaims{"sub": "u"})},
-		{"tampered payload", secretOpts, tamper(hs(jwt.MapClaims{"sub": "u"}))},
-		{"no expiry", secretOpts, hs(jwt.MapClaims{"sub": "u", "exp": nil})},
-		{"not a JWT", secretOpts, "not-a-jwt"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := newFixture(t, &signalhub.Options{Methods: whoMethods(), Authenticate: newAuthenticator(t, tc.opts)})
-			ctx := waitCtx(t)
-			for _, via := range []struct {
-				name   string
-				query  url.Values
-				header http.Header
-			}{
-				{"header", nil, bearer(tc.token)},
-				{"query", url.Values{"access_token": {tc.token}}, nil},
-			} {
-				q := cloneQuery(via.query)
-				q.Set("negotiateVersion", "1")
-				status, _, err := f.Post(ctx, "/negotiate", q.Encode(), via.header)
-				require.NoError(t, err)
-				assert.Equal(t, http.StatusUnauthorized, status, "negotiate via %s", via.name)
-
-				// A valid negotiation (anonymous here), then a bad connect.
-				neg, err := f.negotiate(ctx, dialOptions{})
-				require.NoError(t, err)
-				assert.Equal(t, http.StatusUnauthorized, f.wsStatus(t, neg.ConnectionToken, via.query, via.header), "connect via %s", via.name)
-				assert.Equal(t, http.StatusUnauthorized, f.wsStatus(t, "", via.query, via.header), "connect via %s without negotiation", via.name)
-			}
-			assert.Zero(t, f.Hub.Stats(), "a refused request leaves no state")
-			attempts, _, _ := f.TotalHooks()
-			assert.Zero(t, attempts, "OnConnected never ran")
-		})
-	}
-}
-
-// tamper changes the payload of a JWT without re-signing it.
-func tamper(token string) string {
-	b := []byte(token)
-	for i := len(b) / 2; i < len(b); i++ {
-		if b[i] != '.' && b[i] != 'A' {
-			b[i] = 'A'
-			break
-		}
-	}
-	return string(b)
-}
-
 func TestJWTRefusedConnectKeepsToken(t *testing.T) {
 	t.Parallel()
 	k := keys()
@@ -239,66 +152,6 @@ func TestJWTRefusedConnectKeepsToken(t *testing.T) {
 	c.ExpectResult(t, `"alice"`, "User")
 }
 
-func TestJWTLeeway(t *testing.T) {
-	t.Parallel()
-	k := keys()
-	f := newFixture(t, &signalhub.Options{
-		Methods:      whoMethods(),
-		Authenticate: newAuthenticator(t, signalhub.JWTOptions{Key: k.secret, Leeway: time.Minute}),
-		// The same skew when the hub closes expired connections.
-		AuthExpiryLeeway: time.Minute,
-	})
-	token := sign(t, jwt.SigningMethodHS256, k.secret, jwt.MapClaims{"sub": "late", "exp": time.Now().Add(-10 * time.Second).Unix()})
-	c := f.Dial(t, dialOptions{Header: bearer(token)})
-	c.ExpectResult(t, `"late"`, "User")
-}
-
-func TestJWTIssuerAndAudience(t *testing.T) {
-	t.Parallel()
-	k := keys()
-	f := newFixture(t, &signalhub.Options{
-		Methods: whoMethods(),
-		Authenticate: newAuthenticator(t, signalhub.JWTOptions{
-			Key: k.secret, Issuer: "https://issuer.example", Audience: "chat",
-		}),
-	})
-	token := sign(t, jwt.SigningMethodHS256, k.secret, jwt.MapClaims{
-		"sub": "ok", "iss": "https://issuer.example", "aud": []string{"billing", "chat"},
-	})
-	c := f.Dial(t, dialOptions{Header: bearer(token)})
-	c.ExpectResult(t, `"ok"`, "User")
-}
-
-func TestJWTKeyfunc(t *testing.T) {
-	t.Parallel()
-	k := keys()
-	byKID := map[string][]byte{"old": k.otherSecret, "new": k.secret}
-	auth := newAuthenticator(t, signalhub.JWTOptions{
-		Algorithms: []string{"HS256"},
-		Keyfunc: func(tok *jwt.Token) (any, error) {
-			kid, _ := tok.Header["kid"].(string)
-			if key, ok := byKID[kid]; ok {
-				return key, nil
-			}
-			return nil, errors.New("unknown kid")
-		},
-	})
-	f := newFixture(t, &signalhub.Options{Methods: whoMethods(), Authenticate: auth})
-	withKID := func(kid string, key []byte, sub string) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()})
-		tok.Header["kid"] = kid
-		s, err := tok.SignedString(key)
-		require.NoError(t, err)
-		return s
-	}
-	for _, kid := range []string{"old", "new"} {
-		c := f.Dial(t, dialOptions{Header: bearer(withKID(kid, byKID[kid], "by-"+kid))})
-		c.ExpectResult(t, `"by-`+kid+`"`, "User")
-	}
-	assert.Equal(t, http.StatusUnauthorized, f.wsStatus(t, "", nil, bearer(withKID("gone", k.secret, "x"))))
-	assert.Equal(t, http.StatusUnauthorized, f.wsStatus(t, "", nil, bearer(withKID("old", k.secret, "x"))), "key of another kid")
-}
-
 func TestNewJWTAuthenticatorErrors(t *testing.T) {
 	t.Parallel()
 	k := keys()
@@ -317,6 +170,7 @@ func TestNewJWTAuthenticatorErrors(t *testing.T) {
 		{"algorithm that does not fit the key", signalhub.JWTOptions{Key: k.secret, Algorithms: []string{"HS256", "RS256"}}},
 		{"string secret with pinned algorithm", signalhub.JWTOptions{Key: "secret", Algorithms: []string{"HS256"}}},
 		{"RSA key for ES256", signalhub.JWTOptions{Key: &k.rsa.PublicKey, Algorithms: []string{"ES256"}}},
+		{"negative MaxTokenLength", signalhub.JWTOptions{Key: k.secret, MaxTokenLength: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -593,6 +447,7 @@ func TestBearerToken(t *testing.T) {
 		{"other scheme", "Basic dXNlcjpwdw==", "q", "q"},
 		{"nothing", "", "", ""},
 		{"scheme only", "Bearer", "", ""},
+		{"empty bearer token is none", "Bearer ", "q", "q"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -607,21 +462,6 @@ func TestBearerToken(t *testing.T) {
 			assert.Equal(t, tc.want, signalhub.BearerToken(req))
 		})
 	}
-}
-
-func TestJWTExpirationOptional(t *testing.T) {
-	t.Parallel()
-	k := keys()
-	noExp := sign(t, jwt.SigningMethodHS256, k.secret, jwt.MapClaims{"sub": "forever", "exp": nil})
-	req := httptest.NewRequest(http.MethodGet, "/hub", nil)
-	req.Header.Set("Authorization", "Bearer "+noExp)
-
-	_, err := newAuthenticator(t, signalhub.JWTOptions{Key: k.secret})(req)
-	assert.ErrorIs(t, err, signalhub.ErrUnauthorized, "exp is required by default")
-
-	claims, err := newAuthenticator(t, signalhub.JWTOptions{Key: k.secret, ExpirationOptional: true})(req)
-	require.NoError(t, err)
-	assert.Equal(t, "forever", signalhub.DefaultUserID(claims))
 }
 
 func TestBearerTokenQueryKeyCase(t *testing.T) {

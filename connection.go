@@ -109,8 +109,8 @@ type conn struct {
 	jmu         sync.Mutex
 	jobs        []*protocol.Message
 	workers     int
-	busy        int  // workers running an invocation
-	draining    bool // Shutdown: run what was accepted, refuse the rest, then close
+	busy        int            // workers running an invocation
+	draining    bool           // Shutdown: run what was accepted, refuse the rest, then close
 	jobWake     chan struct{}  // capacity 1: a job arrived for an idle worker
 	invocations sync.WaitGroup // worker goroutines
 }

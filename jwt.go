@@ -50,7 +50,17 @@ type JWTOptions struct {
 	// ExpirationOptional accepts tokens without an "exp" claim, which then
 	// never expire. Defaults to false: such tokens are refused.
 	ExpirationOptional bool
+
+	// MaxTokenLength is the longest token accepted, in bytes. A longer one
+	// is refused with ErrUnauthorized before it is decoded or its signature
+	// checked, so an oversized token costs no parsing or cryptography.
+	// Defaults to 8 KiB (DefaultMaxTokenLength); negative is an error.
+	MaxTokenLength int
 }
+
+// DefaultMaxTokenLength is the default of JWTOptions.MaxTokenLength: 8 KiB,
+// ample for a token of a few dozen claims signed with a 4096-bit RSA key.
+const DefaultMaxTokenLength = 8 << 10
 
 // keyFits reports whether key is the kind algorithm alg verifies with.
 func keyFits(alg string, key any) bool {
@@ -73,10 +83,21 @@ func keyFits(alg string, key any) bool {
 
 // NewJWTAuthenticator returns an Authenticator that verifies a JWT taken
 // from the "Authorization: Bearer" header or, because browsers cannot set
-// headers on WebSockets, from the "access_token" query parameter. Only the
-// pinned algorithms are accepted, each checked against the key's type when
-// the Authenticator is built; "exp" is required (see
-// JWTOptions.ExpirationOptional) and "nbf" checked when present.
+// headers on WebSockets, from the "access_token" query parameter (its name
+// matched case-insensitively). Only the pinned algorithms are accepted, each
+// checked against the key's type when the Authenticator is built; "exp" is
+// required (see JWTOptions.ExpirationOptional) and "nbf" checked when
+// present.
+//
+// A request without a token (or with an empty one) is anonymous. A request
+// is refused with ErrUnauthorized when it carries different tokens, in the
+// header and the query or in repeated headers or parameters (the same token
+// in several places is fine: there is no telling which one the client
+// meant), when a token is longer than JWTOptions.MaxTokenLength, and when
+// the token has a "crit" header, as none of the JWS extensions it could
+// name is understood (RFC 7515, section 4.1.11). Its errors, which the hub
+// logs at Debug level, never contain the token (a Keyfunc's own errors are
+// passed on as they are).
 func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 	algs := opts.Algorithms
 	if len(algs) == 0 {
@@ -110,10 +131,25 @@ func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 	if b, ok := opts.Key.([]byte); ok && opts.Keyfunc == nil && len(b) == 0 {
 		return nil, errors.New("signalhub: empty JWT secret")
 	}
-	keyfunc := opts.Keyfunc
-	if keyfunc == nil {
+	maxLen := opts.MaxTokenLength
+	switch {
+	case maxLen < 0:
+		return nil, fmt.Errorf("signalhub: negative JWTOptions.MaxTokenLength %d", maxLen)
+	case maxLen == 0:
+		maxLen = DefaultMaxTokenLength
+	}
+	pick := opts.Keyfunc
+	if pick == nil {
 		key := opts.Key
-		keyfunc = func(*jwt.Token) (any, error) { return key, nil }
+		pick = func(*jwt.Token) (any, error) { return key, nil }
+	}
+	// The parser calls keyfunc once the header is decoded and the algorithm
+	// found among algs, before any signature work.
+	keyfunc := func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New(`unsupported "crit" header`)
+		}
+		return pick(t)
 	}
 	popts := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithLeeway(opts.Leeway)}
 	if opts.Issuer != "" {
@@ -128,9 +164,9 @@ func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 	parser := jwt.NewParser(popts...)
 
 	return func(r *http.Request) (Claims, error) {
-		raw := BearerToken(r)
-		if raw == "" {
-			return nil, nil
+		raw, err := requestToken(r, maxLen)
+		if err != nil || raw == "" {
+			return nil, err
 		}
 		claims := jwt.MapClaims{}
 		if _, err := parser.ParseWithClaims(raw, claims, keyfunc); err != nil {
@@ -140,15 +176,65 @@ func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 	}, nil
 }
 
-// BearerToken returns the access token of a hub request: the
-// "Authorization: Bearer" header, else the "access_token" query parameter
-// (its name matched case-insensitively), else "".
-func BearerToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
+// requestToken returns the one token of a request, from its Authorization
+// headers and access_token query parameters, or "" for none. It refuses
+// tokens that differ and tokens longer than maxLen, without looking into
+// them.
+func requestToken(r *http.Request, maxLen int) (string, error) {
+	var tokens []string
+	for _, h := range r.Header.Values("Authorization") {
+		if tok := bearerHeaderToken(h); tok != "" {
+			tokens = append(tokens, tok)
 		}
+	}
+	for k, vs := range r.URL.Query() {
+		if strings.EqualFold(k, "access_token") {
+			for _, v := range vs {
+				if v != "" {
+					tokens = append(tokens, v)
+				}
+			}
+		}
+	}
+	for _, tok := range tokens {
+		if len(tok) > maxLen {
+			return "", fmt.Errorf("%w: token longer than %d bytes", ErrUnauthorized, maxLen)
+		}
+	}
+	if len(tokens) == 0 {
+		return "", nil
+	}
+	for _, tok := range tokens[1:] {
+		if tok != tokens[0] {
+			return "", fmt.Errorf("%w: the request carries different tokens", ErrUnauthorized)
+		}
+	}
+	return tokens[0], nil
+}
+
+// bearerHeaderToken returns the token of an "Authorization: Bearer" header
+// value (the scheme matched case-insensitively), or "" for another scheme.
+func bearerHeaderToken(h string) string {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// BearerToken returns the access token of a hub request: the token of the
+// first "Authorization" header if its scheme is Bearer (matched
+// case-insensitively), else the "access_token" query parameter (its name
+// matched case-insensitively), else "". An empty bearer token counts as
+// none.
+//
+// BearerToken picks one token without looking at the others, so the header
+// wins over a different query token. NewJWTAuthenticator does not use it:
+// it refuses a request whose tokens differ, which a custom Authenticator
+// built on BearerToken may want to check as well.
+func BearerToken(r *http.Request) string {
+	if tok := bearerHeaderToken(r.Header.Get("Authorization")); tok != "" {
+		return tok
 	}
 	tok, _ := queryValue(r, "access_token")
 	return tok
