@@ -3,6 +3,8 @@
 // "plain" without. Each calls Block, a hub method that the Go test keeps
 // running across Hub.Shutdown. The script prints one JSON line per step:
 //
+//   {"ev":"late"}                    after a "late" line on stdin (sent once Shutdown has
+//                                    begun): both clients invoked Add, which the hub refused
 //   {"ev":"settled"}                 both Block calls have settled
 //   {"ev":"done","clients":{...}}    both clients are Disconnected: for each, what it
 //                                    saw in order (log) and the Close records it got (closes)
@@ -71,10 +73,23 @@ async function client(name, reconnect) {
     (result) => log.push(["Block", "ok", result]),
     (err) => log.push(["Block", "error", message(err)]),
   );
-  return { name, log, closes, block, disconnected };
+  return { name, conn, log, closes, block, disconnected };
 }
 
 const clients = await Promise.all([client("auto", true), client("plain", false)]);
+// Invocations sent once the hub is shutting down, on the test's word.
+process.stdin.setEncoding("utf8");
+process.stdin.once("data", async () => {
+  process.stdin.destroy(); // nothing more to read: let Node exit when done
+  await Promise.all(clients.map(async ({ log, conn }) => {
+    try {
+      log.push(["Late", "ok", await conn.invoke("Add", 1, 1)]);
+    } catch (err) {
+      log.push(["Late", "error", message(err)]);
+    }
+  }));
+  emit({ ev: "late" });
+});
 await Promise.all(clients.map((c) => c.block));
 emit({ ev: "settled" });
 await Promise.all(clients.map((c) => c.disconnected));

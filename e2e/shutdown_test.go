@@ -37,6 +37,7 @@ type nodeEvent struct {
 // nodeProcess is a Node script whose stdout lines are read as events.
 type nodeProcess struct {
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser
 	cancel context.CancelFunc
 	events chan nodeEvent // closed at the end of stdout
 	stderr *syncBuffer
@@ -66,6 +67,8 @@ func startNode(t *testing.T, script string, args ...string) *nodeProcess {
 		raw:    &syncBuffer{},
 	}
 	p.cmd.Stderr = p.stderr
+	p.stdin, err = p.cmd.StdinPipe()
+	require.NoError(t, err)
 	stdout, err := p.cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, p.cmd.Start(), "start node %s", script)
@@ -109,6 +112,7 @@ func (p *nodeProcess) next(t *testing.T, want string) nodeEvent {
 // wait reads stdout to its end, then waits for the process to exit.
 func (p *nodeProcess) wait() error {
 	if !p.waited {
+		_ = p.stdin.Close()
 		for range p.events {
 		}
 		p.err = p.cmd.Wait()
@@ -124,16 +128,12 @@ func (p *nodeProcess) String() string {
 // TestShutdownWithOfficialClient shuts a hub down while two
 // @microsoft/signalr clients are connected, one with automatic reconnect
 // and one without, each with a hub method running. It checks what
-// Hub.Shutdown documents, as the official client sees it: what was sent
-// before Shutdown arrives, then a Close message that lets the client
-// reconnect; Shutdown waits for the running methods; afterwards negotiate
-// answers 503, no goroutine is left, and Node exits cleanly.
-//
-// A method running when Shutdown starts finishes, but its Completion is
-// not sent: Shutdown seals each connection's queue at once, and the
-// client rejects the pending invoke itself when the Close arrives. The
-// test makes that order deterministic by releasing the methods only
-// after both clients have settled their calls.
+// Hub.Shutdown documents, as the official client sees it: the running
+// methods' Context ends and Shutdown waits for them; invocations sent
+// meanwhile get an error Completion; the running methods' results arrive,
+// after what was sent before Shutdown, and then a Close message that lets
+// the client reconnect; afterwards negotiate answers 503, no goroutine is
+// left, and Node exits cleanly.
 func TestShutdownWithOfficialClient(t *testing.T) {
 	leaksBefore := goleak.IgnoreCurrent()
 
@@ -215,39 +215,34 @@ func TestShutdownWithOfficialClient(t *testing.T) {
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- hub.Shutdown(ctx) }()
 
-	// The clients get the Close while Block still runs: Shutdown does not
-	// wait for running methods before closing, only before returning.
-	select {
-	case ev, ok := <-node.events:
-		require.True(t, ok, "node exited before both Block calls settled\n%s", node)
-		require.Equal(t, "settled", ev.Ev, "%s", node)
-	case err := <-shutdownDone:
-		t.Fatalf("Shutdown returned (%v) while Block was still running", err)
-	case <-time.After(stepTimeout):
-		t.Fatalf("the clients' Block calls did not settle within %v of Shutdown while Block ran "+
-			"(does Shutdown now wait for running methods before the Close?)\n%s", stepTimeout, node)
-	}
-
-	// With its client gone, the running method's Context ends, and says why.
+	// The running methods' Context ends, and says why; Shutdown waits.
 	for user, runCtx := range runs {
 		select {
 		case <-runCtx.Done():
 			assert.ErrorIs(t, context.Cause(runCtx), signalhub.ErrHubClosed, "Context cause of %s's Block", user)
 		case <-time.After(stepTimeout):
-			t.Fatalf("%s's Block Context did not end within %v of its client's close", user, stepTimeout)
+			t.Fatalf("%s's Block Context did not end within %v of Shutdown", user, stepTimeout)
 		}
 	}
+
+	// Invocations that arrive now are refused with an error Completion.
+	_, err = io.WriteString(node.stdin, "late\n")
+	require.NoError(t, err)
+	require.NoError(t, node.stdin.Close())
+	node.next(t, "late")
 	select {
 	case err := <-shutdownDone:
 		t.Fatalf("Shutdown returned (%v) before the running hub methods did", err)
 	default:
 	}
 
-	// Released, Block returns its result, which no client will see.
+	// Released, Block returns its result, which reaches the clients before
+	// the Close.
 	unblock()
 	for range 2 {
 		<-returned // Block cannot block after the release
 	}
+	node.next(t, "settled")
 	select {
 	case err := <-shutdownDone:
 		require.NoError(t, err, "Shutdown")
@@ -292,21 +287,19 @@ func TestShutdownWithOfficialClient(t *testing.T) {
 		sent = append(sent, []any{"Msg", float64(i)})
 	}
 	before := func(user string) [][]any {
-		return append(append([][]any{{"Add", float64(42)}, {"Msg", "running"}}, sent...), []any{"Msg", "bye " + user})
+		return append(append([][]any{{"Add", float64(42)}, {"Msg", "running"}}, sent...),
+			[]any{"Msg", "bye " + user},
+			[]any{"Late", "error", "Failed to invoke 'Add': the server is shutting down."},
+			[]any{"Block", "ok", "finished"})
 	}
 	// The Close message carries no error, as ASP.NET Core's on shutdown:
 	// {"type":7,"allowReconnect":true}. So the client reconnects (or
 	// closes) with no error (the WebSocket close reason is never seen: the
-	// client drops the socket on the Close message), and rejects the
-	// pending invoke with its own message: no Completion for Block arrives.
-	const (
-		canceled = "Invocation canceled due to the underlying connection being closed."
-		refused  = "Failed to complete negotiation with the server: Error: The hub is shutting down.\n: Status code '503'"
-	)
+	// client drops the socket on the Close message).
+	const refused = "Failed to complete negotiation with the server: Error: The hub is shutting down.\n: Status code '503'"
 	assert.Equal(t, append(before("auto"),
 		[]any{"retry", float64(0), "Attempting to reconnect due to a unknown error."},
 		[]any{"reconnecting", nil, "Reconnecting"},
-		[]any{"Block", "error", canceled},
 		// The one reconnect attempt: negotiate answers 503 with the
 		// hub's text, and the client logs it before asking the policy.
 		[]any{"log", "Error", refused},
@@ -316,7 +309,6 @@ func TestShutdownWithOfficialClient(t *testing.T) {
 	), done.Clients["auto"].Log, "what the client with automatic reconnect saw")
 	assert.Equal(t, append(before("plain"),
 		[]any{"close", nil, "Disconnected"},
-		[]any{"Block", "error", canceled},
 	), done.Clients["plain"].Log, "what the client without automatic reconnect saw")
 	for _, user := range []string{"auto", "plain"} {
 		assert.Equal(t, []string{`{"type":7,"allowReconnect":true}`}, done.Clients[user].Closes,
