@@ -29,15 +29,8 @@ import (
 // accepted.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	runBadInputCases(t, badInputCases())
-}
-
-// TestBadInputKnownBugs holds the cases whose answer is wrong today; each
-// wants the right answer and fails until the hub is fixed. Move a case to
-// badInputCases once it passes.
-func TestBadInputKnownBugs(t *testing.T) {
-	t.Parallel()
-	runBadInputCases(t, badInputKnownBugs())
+	cases := append(badInputCases(), badInputCancelCases()...)
+	runBadInputCases(t, append(cases, badInputLimitCases()...))
 }
 
 // What the server did with a bad input: the Kind of a badOutcome.
@@ -788,9 +781,123 @@ func badInputCases() []badInputCase {
 	}
 }
 
-// badInputKnownBugs are cases the hub answers wrongly today; want is the
-// right answer.
-func badInputKnownBugs() []badInputCase {
+// joinMethod adds the Join hub method, which puts the caller in a group,
+// and X-User authentication, and shows errors in detail.
+func joinMethod(o *signalhub.Options) {
+	o.DetailedErrors = true
+	o.Methods["Join"] = func(c *signalhub.Context, group string) error {
+		return c.Hub().AddToGroup(c.Context(), c.ConnectionID(), group)
+	}
+	o.Authenticate = func(r *http.Request) (signalhub.Claims, error) {
+		if u := r.Header.Get("X-User"); u != "" {
+			return signalhub.Claims{"sub": u}, nil
+		}
+		if u := r.URL.Query().Get("user"); u != "" { // for what a header cannot carry
+			return signalhub.Claims{"sub": u}, nil
+		}
+		return nil, nil
+	}
+}
+
+func asUser(u string) http.Header { return http.Header{"X-User": {u}} }
+
+// badInputLimitCases are names and rates beyond the hub's limits.
+func badInputLimitCases() []badInputCase {
+	joinFailed := func(detail string) badOutcome {
+		return completions(failed("1", "An unexpected error occurred invoking 'Join' on the server. "+detail))
+	}
+	return []badInputCase{
+		{
+			name:    "group name longer than MaxGroupNameLength",
+			options: joinMethod,
+			act:     records(invocation("Join", `["`+strings.Repeat("g", 257)+`"]`)),
+			want:    joinFailed("signalhub: group name of 257 bytes is longer than 256: signalhub: invalid name"),
+		},
+		{
+			name:    "group name with a control character",
+			options: joinMethod,
+			act:     records(invocation("Join", `["bell\u0007"]`)),
+			want:    joinFailed("signalhub: group name contains the control character U+0007: signalhub: invalid name"),
+		},
+		{
+			name:    "group name with an escape sequence",
+			options: joinMethod,
+			act:     records(invocation("Join", `["\u001b[2J"]`)),
+			want:    joinFailed("signalhub: group name contains the control character U+001B: signalhub: invalid name"),
+		},
+		{
+			name:    "empty group name",
+			options: joinMethod,
+			act:     records(invocation("Join", `[""]`)),
+			want:    joinFailed("signalhub: group: signalhub: empty name"),
+		},
+		{
+			name: "one group more than MaxGroupsPerConnection",
+			options: func(o *signalhub.Options) {
+				joinMethod(o)
+				o.MaxGroupsPerConnection = 1
+			},
+			act: records(
+				`{"type":1,"invocationId":"0","target":"Join","arguments":["first"]}`,
+				invocation("Join", `["second"]`)),
+			want: completions(returned("0", "null"),
+				failed("1", `An unexpected error occurred invoking 'Join' on the server. signalhub: join group "second": the connection is in 1 groups already: signalhub: connection is in too many groups`)),
+		},
+		{
+			name:    "user ID longer than MaxUserIDLength",
+			options: joinMethod,
+			act:     request(http.MethodPost, "/negotiate", "negotiateVersion=1", asUser(strings.Repeat("u", 257))),
+			want:    httpAnswer(http.StatusForbidden, "The user ID is too long, is not valid UTF-8 or contains control characters."),
+		},
+		{
+			name:    "user ID with a control character",
+			options: joinMethod,
+			act:     request(http.MethodPost, "/negotiate", "negotiateVersion=1&user=eve%00", nil),
+			want:    httpAnswer(http.StatusForbidden, "The user ID is too long, is not valid UTF-8 or contains control characters."),
+		},
+		{
+			name: "one connection more than MaxConnectionsPerUser",
+			options: func(o *signalhub.Options) {
+				joinMethod(o)
+				o.MaxConnectionsPerUser = 1
+			},
+			act: func(t *testing.T, f *fixture, by *client) badOutcome {
+				f.Dial(t, dialOptions{Header: asUser("alice")})
+				return request(http.MethodPost, "/negotiate", "negotiateVersion=1", asUser("alice"))(t, f, by)
+			},
+			want: httpAnswer(http.StatusTooManyRequests, "The user already has 1 connections, the most allowed."),
+		},
+		{
+			name:    "one connection more than MaxConnections",
+			options: func(o *signalhub.Options) { o.MaxConnections = 1 }, // the bystander's
+			act:     request(http.MethodPost, "/negotiate", "negotiateVersion=1", nil),
+			want:    httpAnswer(http.StatusServiceUnavailable, "The server has reached its connection limit; try again later."),
+		},
+		{
+			name:    "invocations beyond InvocationRate",
+			options: func(o *signalhub.Options) { o.InvocationRate, o.InvocationBurst = 0.001, 2 },
+			// The probe would be refused too: read the three Completions.
+			act: func(t *testing.T, f *fixture, by *client) badOutcome {
+				c := f.Dial(t, dialOptions{})
+				ctx := waitCtx(t)
+				out := badOutcome{Kind: outCompletions}
+				for _, id := range []string{"1", "2", "3"} {
+					require.NoError(t, c.SendRecords(ctx, `{"type":1,"invocationId":"`+id+`","target":"Add","arguments":[1,2]}`))
+					res, errMsg, err := c.Completion(ctx, id)
+					require.NoError(t, err)
+					out.Completions = append(out.Completions, completionOut{ID: id, Result: string(res), Error: errMsg})
+				}
+				return out
+			},
+			want: completions(returned("1", "3"), returned("2", "3"),
+				failed("3", "Failed to invoke 'Add': the rate limit of 0.001 invocations per second was exceeded.")),
+		},
+	}
+}
+
+// badInputCancelCases are CancelInvocation messages, which must never
+// produce a Completion of their own: no stream runs that they could cancel.
+func badInputCancelCases() []badInputCase {
 	// Block waits until Release runs; two may run at once, so that Release
 	// can run while Block waits.
 	release := make(chan struct{})
@@ -809,17 +916,13 @@ func badInputKnownBugs() []badInputCase {
 	return []badInputCase{
 		{
 			// The protocol: "Unknown ID → ignore" (ASP.NET Core only logs).
-			// The hub answers a Completion for an invocation ID it never
-			// saw.
 			name: "CancelInvocation for an unknown id",
 			act:  records(`{"type":5,"invocationId":"unknown"}`),
 			want: noAnswer,
 		},
 		{
-			// An invocation gets exactly one Completion. The hub sends an
-			// error Completion for the CancelInvocation at once, and the
-			// real one when the method returns: the client sees the call
-			// fail although the method ran.
+			// An invocation gets exactly one Completion: a CancelInvocation
+			// for a (non-streaming) invocation does not answer for it.
 			name:    "CancelInvocation for a running invocation",
 			options: blocking,
 			act: func(t *testing.T, f *fixture, by *client) badOutcome {

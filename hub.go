@@ -421,7 +421,7 @@ func (h *Hub) changeLocalGroup(ctx context.Context, connectionID, group string, 
 	if add {
 		if max := h.opts.MaxGroupsPerConnection; max > 0 && len(h.groups.groupsOf(c)) >= max && !h.groups.members.has(group, c) {
 			h.mu.Unlock()
-			return fmt.Errorf("signalhub: group %q: connection %q is in %d groups: %w", group, connectionID, max, ErrTooManyGroups)
+			return fmt.Errorf("signalhub: join group %q: the connection is in %d groups already: %w", group, max, ErrTooManyGroups)
 		}
 		h.groups.add(group, c)
 	} else {

@@ -248,13 +248,12 @@ func (c *conn) handleRecord(rec []byte) error {
 		return c.submit(&m)
 	case protocol.TypeStreamInvocation:
 		c.complete(m.InvocationID, nil, fmt.Sprintf("Failed to invoke '%s': streaming methods are not supported by this server.", m.Target))
-	case protocol.TypeCancelInvocation:
-		c.complete(m.InvocationID, nil, "Streaming is not supported by this server.")
 	case protocol.TypeClose:
 		return errClientClose
 	default:
-		// Ping only refreshes lastRecv. Completions and stream items for
-		// calls this server never made, Ack and Sequence without stateful
+		// Ping only refreshes lastRecv. CancelInvocation (no stream runs
+		// to cancel), completions and stream items for calls this server
+		// never made, Ack and Sequence without stateful
 		// reconnect, and unknown types are ignored, as ASP.NET Core does.
 	}
 	return nil
