@@ -596,3 +596,56 @@ describe("invocation errors", () => {
     await expectNothingBeforeMarker(b, bob);
   });
 });
+
+describe("token expiry", () => {
+  test("an expired token closes the connection, and automatic reconnect renews it with a new token", TEST_OPTIONS, async (t) => {
+    const alice = uniqueName("alice");
+    // Until the connection drops, tokens live one second (exp is in whole
+    // seconds: they end within that second); afterwards an hour. The client
+    // asks for a token for negotiate and again for the WebSocket.
+    let renewing = false;
+    let renewed = 0;
+    const conn = new signalR.HubConnectionBuilder()
+      .withUrl(server.hubUrl, {
+        accessTokenFactory: () => {
+          if (renewing) renewed++;
+          return fetchToken(server.baseUrl, alice, renewing ? 3600 : 1);
+        },
+      })
+      .withAutomaticReconnect([0])
+      .configureLogging(QUIET)
+      .build();
+    t.after(() => conn.stop());
+    const reconnecting = new Promise((resolve) => conn.onreconnecting((err) => {
+      renewing = true;
+      resolve(err);
+    }));
+    const reconnected = new Promise((resolve) => conn.onreconnected(resolve));
+    await conn.start();
+    const firstId = conn.connectionId;
+    assert.equal((await conn.invoke("WhoAmI")).userIdentifier, alice);
+
+    // The server closes with a reason and allowReconnect; the client comes
+    // back as a new connection, with a token fetched anew.
+    const err = await reconnecting;
+    assert.match(String(err), /authentication expired; reconnect with a new access token/);
+    const newId = await reconnected;
+    assert.notEqual(newId, firstId, "a reconnect is a new connection");
+    assert.ok(renewed > 0, "the factory was asked for a new token");
+    assert.equal((await conn.invoke("WhoAmI")).userIdentifier, alice);
+    assert.equal(conn.state, signalR.HubConnectionState.Connected);
+  });
+
+  test("without automatic reconnect the client is closed with the server's reason", TEST_OPTIONS, async (t) => {
+    const token = await fetchToken(server.baseUrl, uniqueName("bob"), 1);
+    const conn = buildConnection(server.hubUrl, token, {}, QUIET);
+    t.after(() => conn.stop());
+    const closed = new Promise((resolve) => conn.onclose(resolve));
+    await startSettled(conn);
+    const err = await closed;
+    assert.equal(
+      err.message,
+      "Server returned an error on close: Connection closed with an error. The connection's authentication expired; reconnect with a new access token.",
+    );
+  });
+});
