@@ -280,8 +280,11 @@ func (h *Hub) publishTo(ctx context.Context, channel string, m *backplane.Messag
 func (h *Hub) onBackplane(channel string, data []byte) {
 	var m backplane.Message
 	if err := m.UnmarshalBinary(data); err != nil {
+		// The channel's kind only: user channels are named after user IDs,
+		// which stay out of the logs.
+		kind, _, _ := strings.Cut(channel, ":")
 		h.log.LogAttrs(context.Background(), slog.LevelWarn, "bad backplane message",
-			slog.String("channel", channel), slog.Any("err", err))
+			slog.String("channel_kind", kind), slog.Any("err", err))
 		return
 	}
 	if m.Origin == h.cl.nodeID {

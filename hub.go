@@ -558,7 +558,7 @@ func (h *Hub) release(c *conn) {
 func (h *Hub) disconnected(c *conn, cause error) {
 	if h.log.Enabled(context.Background(), slog.LevelDebug) {
 		h.log.LogAttrs(context.Background(), slog.LevelDebug, "connection closed",
-			slog.String("conn_id", c.id), slog.String("user_id", c.userID), slog.Any("err", cause))
+			slog.String("conn_id", c.id), slog.Any("err", cause))
 	}
 	if fn := h.opts.OnDisconnected; fn != nil {
 		_ = h.callHook(c, "OnDisconnected", func() error { fn(&c.hctx, cause); return nil })

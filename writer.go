@@ -79,7 +79,7 @@ func (c *conn) writeLoop() {
 		if closing {
 			if r.cause == ErrSlowConsumer {
 				c.hub.log.LogAttrs(context.Background(), slog.LevelWarn, "closing slow connection",
-					slog.String("conn_id", c.id), slog.String("user_id", c.userID))
+					slog.String("conn_id", c.id))
 			}
 			_ = c.wire.close(r.status, r.reason)
 			return
