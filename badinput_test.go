@@ -102,6 +102,12 @@ func dropped(status websocket.StatusCode) badOutcome {
 	return badOutcome{Kind: outDropped, CloseStatus: status}
 }
 
+// handshakeError is a handshake error response followed by the close
+// status (-1: the socket is dropped without a close frame).
+func handshakeError(text string, status websocket.StatusCode) badOutcome {
+	return badOutcome{Kind: outHandshake, Text: text, CloseStatus: status}
+}
+
 var (
 	noAnswer = badOutcome{Kind: outNoAnswer}
 	accepted = badOutcome{Kind: outAccepted}
@@ -487,13 +493,13 @@ func badInputCases() []badInputCase {
 			name:    "handshake: none within HandshakeTimeout",
 			options: func(o *signalhub.Options) { o.HandshakeTimeout = handshakeTimeout },
 			act:     handshake(""),
-			want:    dropped(-1),
+			want:    handshakeError("Handshake was canceled.", -1),
 		},
 		{
 			name:    "handshake: no separator within HandshakeTimeout",
 			options: func(o *signalhub.Options) { o.HandshakeTimeout = handshakeTimeout },
 			act:     handshake(`{"protocol":"json","version":1}`),
-			want:    dropped(-1),
+			want:    handshakeError("Handshake was canceled.", -1),
 		},
 		{
 			name: "handshake: split across frames",
@@ -503,7 +509,7 @@ func badInputCases() []badInputCase {
 		{
 			name: "handshake: larger than MaxMessageSize, no separator",
 			act:  handshake(`{"protocol":"json","version":1,"pad":"` + strings.Repeat("a", 33<<10)),
-			want: dropped(websocket.StatusMessageTooBig),
+			want: handshakeError("An unexpected error occurred during connection handshake. The maximum message size of 32768B was exceeded.", websocket.StatusMessageTooBig),
 		},
 		{
 			name: "handshake: in a binary frame",
@@ -512,7 +518,7 @@ func badInputCases() []badInputCase {
 				require.NoError(t, c.ws.Write(waitCtx(t), websocket.MessageBinary, []byte(handshakeV1)))
 				return shakeHands(t, c, "")
 			},
-			want: dropped(websocket.StatusUnsupportedData),
+			want: handshakeError("An unexpected error occurred during connection handshake. Binary messages are not supported by the 'json' protocol.", websocket.StatusUnsupportedData),
 		},
 
 		// Framing.

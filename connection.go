@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,6 +319,11 @@ func (c *conn) serve(ws *websocket.Conn) {
 	case !serverClose:
 		_ = ws.CloseNow()
 	case !registered:
+		if f := c.readFail; f != nil {
+			// A record broke the limits before the handshake: answer it.
+			c.writeHandshakeError(ws, "An unexpected error occurred during connection handshake. "+
+				strings.TrimPrefix(f.errMsg, "Connection closed with an error. "))
+		}
 		_ = ws.Close(r.status, r.reason)
 	}
 	c.cancel(disconnectCause(r.cause))

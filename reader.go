@@ -24,6 +24,9 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 	var expired atomic.Bool
 	c.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
 		expired.Store(true)
+		// Say why, as ASP.NET Core does, without waiting long for a
+		// client that does not read either.
+		c.writeHandshakeError(ws, "Handshake was canceled.")
 		_ = ws.CloseNow()
 	})
 	defer c.hsTimer.Stop()
@@ -66,6 +69,18 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 			buf = nil // do not hold a large buffer on an idle connection
 		}
 	}
+}
+
+// handshakeWriteTimeout bounds the write of a handshake error: the client
+// is misbehaving and may not read.
+const handshakeWriteTimeout = time.Second
+
+// writeHandshakeError answers the handshake with an error, bounded by
+// handshakeWriteTimeout.
+func (c *conn) writeHandshakeError(ws *websocket.Conn, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeWriteTimeout)
+	defer cancel()
+	_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, msg))
 }
 
 // growReadBuffer makes room to read more, up to one byte past the largest
