@@ -1,12 +1,14 @@
 # make chat   run the chat example on http://localhost:5000 (ADDR=host:port to change)
 # make test   install what the tests need, then run every test with -race
+# make fuzz   run every fuzz target for FUZZTIME each (default 30s)
 GO    ?= go
 NPM   ?= npm
 ADDR  ?= localhost:5000
 BIN   := $(CURDIR)/bin
 GOPKGS := ./... ./examples/... ./backplane/redis/... ./backplane/nats/...
+FUZZTIME ?= 30s
 
-.PHONY: chat test test-go test-e2e vet bench fuzz e2e-deps node-deps chat-deps tools clean
+.PHONY: chat test test-go test-e2e vet bench fuzz fuzz-short e2e-deps node-deps chat-deps tools clean
 
 chat: chat-deps
 	$(GO) run ./examples/chat -addr $(ADDR)
@@ -17,7 +19,7 @@ examples/chat/node_modules/@microsoft/signalr/package.json: examples/chat/packag
 	cd examples/chat && $(NPM) ci --no-audit --no-fund
 	@touch $@
 
-test: tools vet node-deps test-go test-e2e
+test: tools vet node-deps test-go fuzz-short test-e2e
 
 # The official client for the Node tests and for the Go interop test in e2e/.
 node-deps:
@@ -68,8 +70,23 @@ test-e2e:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# go test -fuzz takes one target per package and run, so every Fuzz func
+# of every package gets a run of its own; a failure does not stop the
+# others. Failing inputs land in the package's testdata/fuzz, where plain
+# go test replays them.
 fuzz:
-	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 30s
+	@failed=; \
+	for dir in $$(grep -rl --include='*_test.go' --exclude-dir=node_modules '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$dir/*_test.go); do \
+			echo "fuzz $$dir $$target for $(FUZZTIME)"; \
+			$(GO) test $$dir -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || failed="$$failed $$dir:$$target"; \
+		done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: failed:$$failed"; exit 1; fi
+
+# A short pass for make test: the seed corpora already ran in test-go.
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 clean:
 	rm -rf $(BIN) e2e/node_modules examples/chat/node_modules

@@ -1,58 +1,290 @@
 package protocol
 
 import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
 
-// FuzzDecodeMessage checks that decoding never panics and that a decoded
-// message survives encode then decode unchanged.
+// FuzzDecodeMessage checks that decoding never panics, that every error
+// wraps ErrInvalidMessage, and that any message it accepts, of a known type
+// or not, survives encode then decode unchanged: AppendMessage frames it as
+// one valid JSON record, and decoding that record gives the same Message.
 func FuzzDecodeMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"target":"Add","arguments":[40,2],"invocationId":"0","type":1}`,
+		`{"type":1,"target":"Send","arguments":[ "a" , {"b" : [1, 2.5e3]} ]}`,
+		`{"type":1,"target":"Up","arguments":[],"streamIds":["s1","s2"],"invocationId":"3"}`,
+		`{"type":1,"target":"x","arguments":[],"streamIds":[]}`,
 		`{"type":2,"invocationId":"2","item":null}`,
+		`{"type":2,"invocationId":"2","item":{"deep":[[[]]]}}`,
 		`{"type":3,"invocationId":"s1","result":{"a":[1,2]}}`,
+		`{"type":3,"invocationId":"1","result":null}`,
 		`{"type":3,"invocationId":"1","error":"x"}`,
+		`{"type":3,"invocationId":"1","error":""}`,
+		`{"type":3,"invocationId":"1"}`,
 		`{"type":4,"invocationId":"2","target":"C","arguments":[3],"streamIds":["1"]}`,
-		`{"type":5,"invocationId":"7"}`,
+		`{"type":5,"invocationId":"7","headers":{"a":"b","c":"d"}}`,
 		`{"type":6}`,
+		`{"type":6,"headers":{"a":"b"}}`,
 		`{"type":7,"error":"bye","allowReconnect":true}`,
+		`{"type":7}`,
 		`{"type":8,"sequenceId":12}`,
+		`{"type":9,"sequenceId":-9223372036854775808}`,
 		`{"type":1,"target":"x","arguments":[],"headers":{"a":"b"}}`,
+		`{"type":1,"target":"x","arguments":[],"headers":{}}`,
 		`{"type":99}`,
+		`{"type":-1,"target":"x"}`,
 		`{"type":1,"target":"\u2028\ud800","arguments":["\u0000"]}`,
+		"{\"type\":1,\"target\":\"\xff\xfe\",\"arguments\":[\"\xc3\x28\"],\"headers\":{\"\xe2\x82\":\"\xed\xa0\x80\"}}",
+		`{"TYPE":3,"InvocationID":"1","Result":true}`,
+		`{"type":1,"type":7,"error":"last one wins"}`,
+		`{"type":1.0}`,
+		`{"type":1,"target":"x","arguments":{}}`,
+		`{"type":3,"invocationId":"1","result":1,"error":"both"}`,
+		`[]`,
+		`null`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := DecodeMessage(in)
-		if err != nil || !m.Type.Known() {
+		if err != nil {
+			require.ErrorIs(t, err, ErrInvalidMessage)
+			require.Zero(t, m, "a failed decode returns no message")
 			return
 		}
 		rec := AppendMessage(nil, &m)
-		require.Equal(t, RecordSeparator, rec[len(rec)-1])
+		requireOneRecord(t, rec)
 		m2, err := DecodeMessage(rec[:len(rec)-1])
 		require.NoError(t, err, "re-encoded %q as %q", in, rec)
-		rec2 := AppendMessage(nil, &m2)
-		// Headers are a map, so compare the messages rather than bytes
-		// when there is more than one header.
+		require.Equal(t, normalized(m), normalized(m2), "re-encoded %q as %q", in, rec)
+		// Headers are a map, encoded in map order, so the bytes repeat
+		// only when there is at most one.
 		if len(m.Headers) <= 1 {
-			require.Equal(t, string(rec), string(rec2))
+			require.Equal(t, string(rec), string(AppendMessage(nil, &m2)))
 		}
-		require.Equal(t, m.Type, m2.Type)
-		require.Equal(t, m.InvocationID, m2.InvocationID)
-		require.Equal(t, m.Target, m2.Target)
-		require.Equal(t, len(m.Arguments), len(m2.Arguments))
-		require.Equal(t, m.Error, m2.Error)
 	})
 }
 
-// FuzzDecodeHandshakeRequest checks that the handshake decoder never panics.
-func FuzzDecodeHandshakeRequest(f *testing.F) {
-	f.Add([]byte(`{"protocol":"json","version":1}`))
-	f.Add([]byte(`{"protocol":"messagepack","version":2}`))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		_, _ = DecodeHandshakeRequest(in)
+// FuzzEncodeMessage builds a message of every type from fuzzed fields and
+// checks that AppendMessage and the type-specific encoders write a record
+// that decodes to the message, with invalid UTF-8 turned into U+FFFD byte
+// by byte, as AppendString documents.
+func FuzzEncodeMessage(f *testing.F) {
+	for typ := range uint8(11) {
+		f.Add(typ, "inv-1", "Target", "text", "", "", int64(typ), false)
+		f.Add(typ, "", "SendMessage", "", "h", "v", int64(-1), true)
+	}
+	f.Add(uint8(1), "\xff", "\u2028", "\x00\x1e\"\\\n\r\t\x7f", "\xed\xa0\x80", "\u2029", int64(0), true)
+	f.Add(uint8(3), "7", "", "", "", "", int64(0), true)
+	f.Add(uint8(1), "", "", "a", "", "", int64(0), false)
+	f.Add(uint8(7), "", "", "</script>&<>", "", "", int64(0), true)
+	f.Fuzz(func(t *testing.T, typ uint8, id, target, text, hk, hv string, seq int64, flag bool) {
+		str := AppendString(nil, text)
+		requireJSONString(t, str, text)
+
+		m := Message{Type: MessageType(typ % 11)}
+		if hk != "" || hv != "" {
+			m.Headers = map[string]string{hk: hv}
+		}
+		switch m.Type {
+		case TypeInvocation, TypeStreamInvocation:
+			m.InvocationID, m.Target = id, target
+			m.Arguments = []json.RawMessage{str, json.RawMessage("1")}
+			if flag {
+				m.StreamIDs = []string{id, text}
+			}
+		case TypeStreamItem:
+			m.InvocationID, m.Item = id, str
+		case TypeCompletion:
+			m.InvocationID = id
+			if flag {
+				m.Error = text
+			} else {
+				m.Result = str
+			}
+		case TypeCancelInvocation:
+			m.InvocationID = id
+		case TypeClose:
+			m.Error, m.AllowReconnect = text, flag
+		case TypeAck, TypeSequence:
+			m.SequenceID = seq
+		}
+		want := expectedDecode(m)
+
+		rec := AppendMessage(nil, &m)
+		requireOneRecord(t, rec)
+		got, err := DecodeMessage(rec[:len(rec)-1])
+		if (m.Type == TypeInvocation || m.Type == TypeStreamInvocation) && target == "" {
+			require.ErrorIs(t, err, ErrInvalidMessage, "an Invocation needs a target: %q", rec)
+			return
+		}
+		require.NoError(t, err, "%q", rec)
+		require.Equal(t, want, normalized(got), "%q", rec)
+
+		// The fast encoders write the same message as AppendMessage.
+		if m.Headers != nil {
+			return
+		}
+		var fast [][]byte
+		switch {
+		case m.Type == TypeInvocation && m.StreamIDs == nil:
+			fast = append(fast, AppendInvocation(nil, id, target, []byte("["+string(str)+",1]")))
+			b, err := AppendInvocationArgs(nil, id, target, []any{text, 1})
+			require.NoError(t, err)
+			fast = append(fast, b)
+		case m.Type == TypeCompletion && m.Error != "":
+			fast = append(fast, AppendCompletionError(nil, id, text))
+		case m.Type == TypeCompletion && m.Result != nil:
+			fast = append(fast, AppendCompletion(nil, id, m.Result))
+		case m.Type == TypePing:
+			fast = append(fast, AppendPing(nil))
+		case m.Type == TypeClose:
+			fast = append(fast, AppendClose(nil, text, flag))
+		}
+		for _, b := range fast {
+			requireOneRecord(t, b)
+			got, err := DecodeMessage(b[:len(b)-1])
+			require.NoError(t, err, "%q", b)
+			require.Equal(t, want, normalized(got), "%q", b)
+		}
 	})
+}
+
+// FuzzDecodeHandshakeRequest checks that the handshake decoder never
+// panics, that its errors wrap ErrInvalidMessage, and that what it accepts
+// round-trips; also that NextRecord splits any buffer at its first
+// separator and that AppendHandshakeResponse writes one valid record for
+// any error text.
+func FuzzDecodeHandshakeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"protocol":"json","version":1}`,
+		`{"protocol":"json","version":2}`,
+		`{"protocol":"messagepack","version":2}`,
+		`{"version":1,"protocol":"json","extra":[1,{"a":null}]}`,
+		`{"Protocol":"JSON","VERSION":1}`,
+		`{"protocol":"json"}`,
+		`{"version":1}`,
+		`{"protocol":null,"version":1}`,
+		`{"protocol":"json","version":1.5}`,
+		`{"protocol":"json","version":"1"}`,
+		`{"protocol":"json","version":99999999999999999999}`,
+		`{"protocol":"json","version":-1}`,
+		"{\"protocol\":\"\xff\",\"version\":1}",
+		"{\"protocol\":\"json\",\"version\":1}\x1e{\"type\":6}\x1e",
+		`{"protocol":"json","version":1}{}`,
+		``,
+		`null`,
+		`[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		req, err := DecodeHandshakeRequest(in)
+		if err != nil {
+			require.ErrorIs(t, err, ErrInvalidMessage)
+			require.Zero(t, req)
+		} else {
+			require.True(t, json.Valid(in), "accepted invalid JSON %q", in)
+			require.True(t, utf8.ValidString(req.Protocol))
+			rec := `{"protocol":` + string(AppendString(nil, req.Protocol)) + `,"version":` + strconv.Itoa(req.Version) + `}`
+			req2, err := DecodeHandshakeRequest([]byte(rec))
+			require.NoError(t, err, "%q", rec)
+			require.Equal(t, req, req2)
+		}
+
+		record, rest, ok := NextRecord(in)
+		if i := bytes.IndexByte(in, RecordSeparator); i < 0 {
+			require.False(t, ok)
+			require.Nil(t, record)
+			require.Equal(t, in, rest)
+		} else {
+			require.True(t, ok)
+			require.Equal(t, in[:i], record)
+			require.Equal(t, in[i+1:], rest)
+		}
+
+		resp := AppendHandshakeResponse(nil, string(in))
+		requireOneRecord(t, resp)
+		var body map[string]string
+		require.NoError(t, json.Unmarshal(resp[:len(resp)-1], &body))
+		if len(in) == 0 {
+			require.Empty(t, body)
+		} else {
+			require.Equal(t, map[string]string{"error": perByteValid(string(in))}, body)
+		}
+	})
+}
+
+// requireOneRecord checks that rec is one JSON value followed by the
+// record separator, and that the separator appears nowhere else.
+func requireOneRecord(t *testing.T, rec []byte) {
+	t.Helper()
+	require.NotEmpty(t, rec)
+	require.Equal(t, len(rec)-1, bytes.IndexByte(rec, RecordSeparator), "the separator ends the record and only there: %q", rec)
+	require.True(t, json.Valid(rec[:len(rec)-1]), "not JSON: %q", rec)
+}
+
+// requireJSONString checks AppendString's output for s: a JSON string
+// holding s with each invalid byte replaced, and safe to embed in
+// JavaScript and in a record (no control bytes, no raw U+2028 or U+2029).
+func requireJSONString(t *testing.T, enc []byte, s string) {
+	t.Helper()
+	var got string
+	require.NoError(t, json.Unmarshal(enc, &got), "%q", enc)
+	require.Equal(t, perByteValid(s), got)
+	require.False(t, bytes.ContainsFunc(enc, func(r rune) bool { return r < 0x20 }), "raw control byte in %q", enc)
+	require.False(t, strings.ContainsAny(string(enc), "\u2028\u2029"), "raw line separator in %q", enc)
+}
+
+// perByteValid replaces each byte of s that is not part of valid UTF-8
+// with U+FFFD, as AppendString and encoding/json do.
+func perByteValid(s string) string {
+	var b strings.Builder
+	for _, r := range s { // an invalid byte ranges as one RuneError
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// normalized makes empty headers nil: "headers":{} decodes to an empty map
+// and is not written back, which is the same message.
+func normalized(m Message) Message {
+	if len(m.Headers) == 0 {
+		m.Headers = nil
+	}
+	return m
+}
+
+// expectedDecode is what decoding m's encoding must give: strings with
+// invalid UTF-8 replaced, and only the fields the type carries (headers
+// on types 1 to 5, nothing but the type for an unknown one).
+func expectedDecode(m Message) Message {
+	if !m.Type.Known() {
+		return Message{Type: m.Type}
+	}
+	w := m
+	w.InvocationID = perByteValid(m.InvocationID)
+	w.Target = perByteValid(m.Target)
+	w.Error = perByteValid(m.Error)
+	if m.StreamIDs != nil {
+		w.StreamIDs = make([]string, len(m.StreamIDs))
+		for i, s := range m.StreamIDs {
+			w.StreamIDs[i] = perByteValid(s)
+		}
+	}
+	w.Headers = nil
+	if m.Type <= TypeCancelInvocation && len(m.Headers) > 0 {
+		w.Headers = make(map[string]string, len(m.Headers))
+		for k, v := range m.Headers {
+			w.Headers[perByteValid(k)] = perByteValid(v)
+		}
+	}
+	return w
 }
