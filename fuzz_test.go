@@ -186,6 +186,35 @@ func queryFirsts(r *http.Request, key string) []string {
 	return out
 }
 
+// presentedToken returns the one token r presents, in Authorization:
+// Bearer headers and access_token query values (any spelling of the key),
+// and whether it presents several different ones, which the authenticator
+// refuses.
+func presentedToken(r *http.Request) (token string, conflict bool) {
+	var all []string
+	for _, h := range r.Header.Values("Authorization") {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != "" {
+			all = append(all, strings.TrimSpace(tok))
+		}
+	}
+	for k, vs := range r.URL.Query() {
+		if strings.EqualFold(k, "access_token") {
+			for _, v := range vs {
+				if v != "" {
+					all = append(all, v)
+				}
+			}
+		}
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if len(all) == 0 {
+		return "", false
+	}
+	return all[0], len(all) > 1
+}
+
 // urlSafe reports whether s is non-empty and needs no escaping in a URL,
 // as the JavaScript client puts the connection token in the connect URL
 // as it is.
@@ -254,8 +283,9 @@ func FuzzNegotiate(f *testing.F) {
 			strings.ReplaceAll(rawQuery, "{token}", tokens.hs256),
 			strings.ReplaceAll(headers, "{token}", tokens.hs256))
 
-		presented := signalhub.BearerToken(r)
+		presented, conflict := presentedToken(r)
 		_, valid := tokens.valid[presented]
+		valid = valid && !conflict
 		authOK := authMode == 0 || authMode == 1 && presented == "" || (authMode == 1 || authMode == 2) && valid
 		versions := queryFirsts(r, "negotiateVersion")
 		versionOK := true // every value the hub may read is a version it speaks
@@ -603,9 +633,10 @@ func FuzzJWTAuthenticator(f *testing.F) {
 		if authorization != "" {
 			r.Header.Set("Authorization", strings.ReplaceAll(authorization, "{token}", token))
 		}
-		presented := signalhub.BearerToken(r)
+		presented, conflict := presentedToken(r)
 		claims, err := auth(r)
 		want, valid := tokens.valid[presented]
+		valid = valid && !conflict
 		switch {
 		case presented == "":
 			require.NoError(t, err)

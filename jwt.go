@@ -151,7 +151,9 @@ func NewJWTAuthenticator(opts JWTOptions) (Authenticator, error) {
 		}
 		return pick(t)
 	}
-	popts := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithLeeway(opts.Leeway)}
+	// Strict decoding refuses signatures with stray padding bits, so that a
+	// signed token has exactly one accepted spelling.
+	popts := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithLeeway(opts.Leeway), jwt.WithStrictDecoding()}
 	if opts.Issuer != "" {
 		popts = append(popts, jwt.WithIssuer(opts.Issuer))
 	}
@@ -209,7 +211,24 @@ func requestToken(r *http.Request, maxLen int) (string, error) {
 			return "", fmt.Errorf("%w: the request carries different tokens", ErrUnauthorized)
 		}
 	}
+	if !compactJWS(tokens[0]) {
+		return "", fmt.Errorf("%w: the token has characters a compact JWS cannot have", ErrUnauthorized)
+	}
 	return tokens[0], nil
+}
+
+// compactJWS reports whether tok has only the characters of a compact JWS:
+// base64url segments and dots. Base64 decoders skip line breaks, so
+// without this check one signed token would have many accepted spellings.
+func compactJWS(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		switch c := tok[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // bearerHeaderToken returns the token of an "Authorization: Bearer" header
