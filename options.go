@@ -169,7 +169,10 @@ type Options struct {
 	// have waiting for its writer. A send that would exceed it (or
 	// SendQueueBytes) never blocks: the slow connection is closed with a
 	// Close message saying so, and OnDisconnected gets ErrSlowConsumer.
-	// Defaults to 1024.
+	// What was queued is dropped at once; when the connection's socket
+	// write is blocked at that moment (the client stopped reading), the
+	// Close waits for that write, so the connection leaves the hub at the
+	// latest WriteTimeout later. Defaults to 1024.
 	SendQueueLength int
 
 	// SendQueueBytes bounds the total size of a connection's waiting
