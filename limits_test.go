@@ -159,7 +159,9 @@ func TestGroupNameLimits(t *testing.T) {
 		assert.NoError(t, call(strings.Repeat("g", 16)), "%s with a name of the maximum length", name)
 		assert.NoError(t, call("Zürich 🎉"), "%s with a non-ASCII name", name)
 	}
-	assert.Empty(t, f.Hub.ConnectionGroups(c.ID))
+	// Only valid names ever became groups (whether they still are depends
+	// on the map order of the calls above).
+	assert.Subset(t, []string{strings.Repeat("g", 16), "Zürich 🎉"}, f.Hub.ConnectionGroups(c.ID))
 	c.ExpectResult(t, "3", "Add", 1, 2)
 }
 
