@@ -30,9 +30,21 @@ type wire interface {
 }
 
 // wsWire is the WebSocket wire.
-type wsWire struct{ ws *websocket.Conn }
+type wsWire struct {
+	ws *websocket.Conn
+	bw *batchWriter // the socket under ws: one system call per batch
+}
 
 func (w wsWire) write(ctx context.Context, records [][]byte) error {
+	w.bw.begin()
+	err := w.writeMessage(ctx, records)
+	if endErr := w.bw.end(); err == nil {
+		err = endErr
+	}
+	return err
+}
+
+func (w wsWire) writeMessage(ctx context.Context, records [][]byte) error {
 	if len(records) == 1 {
 		return w.ws.Write(ctx, websocket.MessageText, records[0])
 	}
@@ -94,10 +106,19 @@ type conn struct {
 	closing  bool         // no further enqueues; the writer finishes and closes
 	closeReq closeRequest // why, when closing was started by the server
 
-	wake    chan struct{} // capacity 1: there is work for the writer
-	done    chan struct{} // closed when the writer has exited
-	stopped atomic.Bool   // the writer must exit without writing
-	tick    atomic.Bool   // the keep-alive timer fired
+	// The writer goroutine runs only while there is something to write, so
+	// that an idle connection holds none; qmu guards these flags.
+	started  bool          // startWriter ran: writes may begin
+	writing  bool          // a writer goroutine is running
+	finished bool          // the writer is done for good; done is closed
+	done     chan struct{} // closed when the writer is done for good
+	stopped  atomic.Bool   // the writer must exit without writing
+	tick     atomic.Bool   // the keep-alive timer fired
+
+	// Writer state, handed from one writer goroutine to the next under qmu.
+	keepAlive *time.Timer // sends a Ping, checks the client timeout
+	watchdog  *time.Timer // drops the socket when a write takes too long
+	lastSend  int64       // hub clock of the last write
 
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
 
@@ -122,7 +143,6 @@ func newConn(h *Hub, id, token string, w wire) *conn {
 		id:      id,
 		token:   token,
 		wire:    w,
-		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		jobWake: make(chan struct{}, 1),
 	}
@@ -205,22 +225,46 @@ func (c *conn) enqueue(rec []byte) bool {
 		c.queue = c.queue[:0]
 		c.qbytes = 0
 		c.markClosingLocked(closeSlow)
+		c.kickLocked()
 		c.qmu.Unlock()
-		c.signal()
 		return false
 	}
 	c.queue = append(c.queue, rec)
 	c.qbytes += len(rec)
+	c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
 	return true
 }
 
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// kick makes sure a writer runs to handle what was queued, a close, a stop
+// or a keep-alive tick.
+func (c *conn) kick() {
+	c.qmu.Lock()
+	c.kickLocked()
+	c.qmu.Unlock()
+}
+
+// kickLocked is kick with qmu held. It never blocks: it starts a writer
+// goroutine when none runs (the running one looks again before it exits).
+func (c *conn) kickLocked() {
+	if !c.started || c.writing || c.finished {
+		return
 	}
+	if c.stopped.Load() {
+		c.finishLocked()
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+// finishLocked ends the writer for good. The caller holds qmu.
+func (c *conn) finishLocked() {
+	c.finished = true
+	if c.keepAlive != nil {
+		c.keepAlive.Stop()
+	}
+	close(c.done)
 }
 
 // closeWith starts a server-side close: queued records are still written,
@@ -228,11 +272,10 @@ func (c *conn) signal() {
 // the connection is already closing.
 func (c *conn) closeWith(r closeRequest) {
 	c.qmu.Lock()
-	started := c.markClosingLocked(r)
-	c.qmu.Unlock()
-	if started {
-		c.signal()
+	if c.markClosingLocked(r) {
+		c.kickLocked()
 	}
+	c.qmu.Unlock()
 }
 
 // take swaps the queue with the writer's previous batch.
@@ -272,13 +315,26 @@ func (c *conn) abort(cause error) {
 // after OnConnected, so that time spent there does not count as the
 // client's silence.
 func (c *conn) startWriter() {
-	c.lastRecv.Store(c.hub.now())
-	go c.writeLoop()
+	now := c.hub.now()
+	c.lastRecv.Store(now)
+	c.qmu.Lock()
+	c.started = true
+	c.lastSend = now
+	c.keepAlive = time.AfterFunc(c.nextDeadline(now), func() {
+		c.tick.Store(true)
+		c.kick()
+	})
+	if len(c.queue) > 0 || c.closing || c.stopped.Load() {
+		c.kickLocked()
+	}
+	c.qmu.Unlock()
 }
 
+// stopWriter makes the writer exit without writing more; done is closed
+// once it has (at once when none runs). Before startWriter it only flags.
 func (c *conn) stopWriter() {
 	c.stopped.Store(true)
-	c.signal()
+	c.kick()
 }
 
 // errClientClose ends the read loop when the client sent a Close message.

@@ -21,8 +21,10 @@ import (
 // WebSocket connect on any other path. Mount it with Hub.Mount, or route
 // both the hub path and path+"/negotiate" to it yourself.
 //
-// After the upgrade the connection lives on the calling goroutine until it
-// ends; ServeHTTP returns when its goroutines have exited.
+// ServeHTTP returns right after a WebSocket upgrade: the connection goes on
+// in goroutines of the hub's own, which Shutdown and Close wait for, so
+// that the HTTP server's request state and goroutine are not held for the
+// connection's lifetime.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasSuffix(r.URL.Path, "/negotiate") {
 		h.serveNegotiate(w, r)
@@ -337,7 +339,12 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	h.accepting++ // a place among MaxConnections, until serving has it
 	h.mu.Unlock()
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	lw := &lightHijacker{ResponseWriter: w}
+	var aw http.ResponseWriter = lw
+	if !canHijack(w) {
+		aw = w // the WebSocket library answers 501
+	}
+	ws, err := websocket.Accept(aw, r, &websocket.AcceptOptions{
 		OriginPatterns: h.opts.AllowedOrigins,
 	})
 	if err != nil {
@@ -350,7 +357,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(-1) // records are limited one by one, see Options.MaxMessageSize
 
-	c := newConn(h, id, token, wsWire{ws})
+	c := newConn(h, id, token, wsWire{ws: ws, bw: lw.bw})
 	c.claims = claims
 	c.userID = userID
 	c.expires = exp
@@ -366,8 +373,10 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	h.serving[c] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
-	defer h.wg.Done()
-	c.serve(ws)
+	go func() {
+		defer h.wg.Done()
+		c.serve(ws)
+	}()
 }
 
 func (h *Hub) forgetToken(token string) {

@@ -13,46 +13,29 @@ import (
 // Options.WriteTimeout.
 var errWriteTimeout = fmt.Errorf("signalhub: write: %w", context.DeadlineExceeded)
 
-// writeLoop is the connection's only socket writer. It batches whatever is
+// pingRecord is the keep-alive Ping, shared by every connection.
+var pingRecord = protocol.AppendPing(nil)
+
+// writeLoop is the connection's only socket writer while it runs: kick
+// starts it when there is work and none runs, and it exits once nothing is
+// left, so that idle connections hold no goroutine. It batches whatever is
 // queued into one message, sends keep-alive Pings, enforces the client
 // timeout, and performs the server side of a close.
 func (c *conn) writeLoop() {
-	defer close(c.done)
 	opts := &c.hub.opts
-	lastSend := c.hub.now()
-	// The writer waits on wake alone: the keep-alive timer and stopWriter
-	// set a flag and signal it, which is cheaper per message than a select.
-	timer := time.AfterFunc(c.nextDeadline(lastSend), func() {
-		c.tick.Store(true)
-		c.signal()
-	})
-	defer timer.Stop()
-	// Writes take a context that is never cancelled, so that they allocate
-	// nothing; a watchdog timer drops the socket when one takes longer than
-	// WriteTimeout, which fails the write.
-	watchdog := time.AfterFunc(time.Hour, func() {
-		// Record the cause first, so that the read loop does not report
-		// the dropped socket as the client's doing.
-		c.abort(errWriteTimeout)
-	})
-	watchdog.Stop()
-	var ping []byte
 	for {
-		<-c.wake
 		if c.stopped.Load() {
+			c.exitWriter(true)
 			return
 		}
 		if c.tick.Swap(false) {
 			now := c.hub.now()
 			if time.Duration(now-c.lastRecv.Load()) >= opts.ClientTimeout {
 				c.closeWith(closeTimeout)
-			} else if time.Duration(now-lastSend) >= opts.KeepAliveInterval {
-				if ping == nil {
-					ping = protocol.AppendPing(nil)
-				}
-				c.enqueue(ping) // goes out below with anything else queued
+			} else if time.Duration(now-c.lastSend) >= opts.KeepAliveInterval {
+				c.enqueue(pingRecord) // goes out below with anything else queued
 			}
-			timer.Reset(c.nextDeadline(lastSend))
+			c.keepAlive.Reset(c.nextDeadline(c.lastSend))
 		}
 		batch, closing, r := c.take()
 		if closing {
@@ -61,10 +44,21 @@ func (c *conn) writeLoop() {
 			batch = append(batch, protocol.AppendClose(nil, r.errMsg, r.allowReconnect))
 		}
 		if len(batch) > 0 {
-			watchdog.Reset(opts.WriteTimeout)
+			if c.watchdog == nil {
+				// Writes take a context that is never cancelled, so that
+				// they allocate nothing; the watchdog drops the socket when
+				// one takes longer than WriteTimeout, which fails the write.
+				c.watchdog = time.AfterFunc(time.Hour, func() {
+					// Record the cause first, so that the read loop does not
+					// report the dropped socket as the client's doing.
+					c.abort(errWriteTimeout)
+				})
+			}
+			c.watchdog.Reset(opts.WriteTimeout)
 			err := c.wire.write(context.Background(), batch)
-			if !watchdog.Stop() {
-				return // the watchdog dropped the connection
+			if !c.watchdog.Stop() {
+				c.exitWriter(true) // the watchdog dropped the connection
+				return
 			}
 			if !closing {
 				c.giveBack(batch)
@@ -72,9 +66,10 @@ func (c *conn) writeLoop() {
 			if err != nil {
 				c.logDebug("write failed", slog.Any("err", err))
 				c.abort(fmt.Errorf("signalhub: write: %w", err))
+				c.exitWriter(true)
 				return
 			}
-			lastSend = c.hub.now()
+			c.lastSend = c.hub.now()
 		}
 		if closing {
 			if r.cause == ErrSlowConsumer {
@@ -82,9 +77,30 @@ func (c *conn) writeLoop() {
 					slog.String("conn_id", c.id))
 			}
 			_ = c.wire.close(r.status, r.reason)
+			c.exitWriter(true)
+			return
+		}
+		if c.exitWriter(false) {
 			return
 		}
 	}
+}
+
+// exitWriter ends the running writer: for good when final, else only if
+// no work arrived meanwhile. It reports whether the writer must exit.
+func (c *conn) exitWriter(final bool) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if final {
+		c.writing = false
+		c.finishLocked()
+		return true
+	}
+	if len(c.queue) > 0 || c.closing || c.stopped.Load() || c.tick.Load() {
+		return false
+	}
+	c.writing = false
+	return true
 }
 
 // nextDeadline returns how long the writer may sleep before it has to send
