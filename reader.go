@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,16 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 	})
 	defer c.hsTimer.Stop()
 
+	// buf holds what was read and not yet processed. It comes from a pool
+	// and goes back whenever it empties, so that an idle connection holds
+	// no read buffer.
 	var buf []byte
+	var pooled *[]byte
+	defer func() {
+		if pooled != nil {
+			readBufs.Put(pooled)
+		}
+	}()
 	for {
 		typ, r, err := ws.Reader(c.ctx)
 		if err != nil {
@@ -45,7 +55,10 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 			return registered, c.failRead(closeBinary)
 		}
 		for {
-			if len(buf) == cap(buf) {
+			if cap(buf) == 0 {
+				pooled = readBufs.Get().(*[]byte)
+				buf = (*pooled)[:0]
+			} else if len(buf) == cap(buf) {
 				buf = growReadBuffer(buf, opts.MaxMessageSize)
 			}
 			n, rerr := r.Read(buf[len(buf):cap(buf)])
@@ -65,8 +78,12 @@ func (c *conn) readLoop(ws *websocket.Conn) (registered bool, err error) {
 				return registered, rerr
 			}
 		}
-		if len(buf) == 0 && cap(buf) > 4096 {
-			buf = nil // do not hold a large buffer on an idle connection
+		if len(buf) == 0 {
+			if cap(buf) <= maxPooledReadBuffer {
+				*pooled = buf
+			}
+			readBufs.Put(pooled)
+			pooled, buf = nil, nil
 		}
 	}
 }
@@ -82,6 +99,12 @@ func (c *conn) writeHandshakeError(ws *websocket.Conn, msg string) {
 	defer cancel()
 	_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, msg))
 }
+
+// maxPooledReadBuffer is the largest read buffer kept for reuse; a larger
+// one, grown for a large record, is left to the garbage collector.
+const maxPooledReadBuffer = 16 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // growReadBuffer makes room to read more, up to one byte past the largest
 // allowed record so that an oversize record is detected.
