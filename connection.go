@@ -340,11 +340,30 @@ func (c *conn) stopWriter() {
 // errClientClose ends the read loop when the client sent a Close message.
 var errClientClose = errors.New("client sent close")
 
-// serve runs the connection on the ServeHTTP goroutine: handshake, then the
-// read loop, then cleanup. It returns when every goroutine it started has
-// exited and OnDisconnected has run.
+// serve runs the connection on the ServeHTTP goroutine: the handshake and
+// the records that came with it, then reading moves on to goroutines of
+// the hub's (see readLoop) and serve returns. A connection that ends
+// before is cleaned up here (finish).
 func (c *conn) serve(ws *websocket.Conn) {
-	registered, readErr := c.readLoop(ws)
+	registered, readErr, handedOff := c.readLoop(ws, false)
+	if !handedOff {
+		c.finish(ws, registered, readErr)
+	}
+}
+
+// continueReading is a fresh goroutine's turn at reading a handshaken
+// connection (see readLoop).
+func (c *conn) continueReading(ws *websocket.Conn) {
+	_, readErr, handedOff := c.readLoop(ws, true)
+	if !handedOff {
+		c.finish(ws, true, readErr)
+	}
+}
+
+// finish closes the connection once reading has ended, runs
+// OnDisconnected and tells the hub the connection's goroutines are done.
+func (c *conn) finish(ws *websocket.Conn, registered bool, readErr error) {
+	defer c.hub.wg.Done()
 	if c.expTimer != nil {
 		c.expTimer.Stop()
 	}

@@ -21,10 +21,10 @@ import (
 // WebSocket connect on any other path. Mount it with Hub.Mount, or route
 // both the hub path and path+"/negotiate" to it yourself.
 //
-// ServeHTTP returns right after a WebSocket upgrade: the connection goes on
-// in goroutines of the hub's own, which Shutdown and Close wait for, so
-// that the HTTP server's request state and goroutine are not held for the
-// connection's lifetime.
+// After a WebSocket upgrade, ServeHTTP returns once the handshake is done:
+// the connection goes on in goroutines of the hub's own, which Shutdown and
+// Close wait for, so that the HTTP server's request state and goroutine are
+// not held for the connection's lifetime.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasSuffix(r.URL.Path, "/negotiate") {
 		h.serveNegotiate(w, r)
@@ -373,10 +373,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	h.serving[c] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
-	go func() {
-		defer h.wg.Done()
-		c.serve(ws)
-	}()
+	c.serve(ws) // returns once reading has moved to a goroutine of the hub's
 }
 
 func (h *Hub) forgetToken(token string) {
