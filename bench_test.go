@@ -84,7 +84,7 @@ func attachMemoryConns(tb testing.TB, h *Hub, n int, group string, d *delivered)
 			tb.Fatal(err)
 		}
 		if d != nil {
-			go c.writeLoop()
+			c.startWriter()
 		}
 		if err := h.AddToGroup(context.Background(), c.id, group); err != nil {
 			tb.Fatal(err)

@@ -116,6 +116,7 @@ type conn struct {
 	tick     atomic.Bool   // the keep-alive timer fired
 
 	// Writer state, handed from one writer goroutine to the next under qmu.
+	writeFn   func()      // c.writeLoop, made once: go c.writeFn() allocates nothing
 	keepAlive *time.Timer // sends a Ping, checks the client timeout
 	watchdog  *time.Timer // drops the socket when a write takes too long
 	lastSend  int64       // hub clock of the last write
@@ -149,6 +150,7 @@ func newConn(h *Hub, id, token string, w wire) *conn {
 	c.ctx, c.cancel = context.WithCancelCause(h.baseCtx)
 	c.mctx, c.mcancel = context.WithCancelCause(c.ctx)
 	c.hctx.conn = c
+	c.writeFn = c.writeLoop
 	c.lastRecv.Store(h.now())
 	c.tokens, c.tokenAt = float64(h.opts.InvocationBurst), h.now()
 	return c
@@ -255,7 +257,7 @@ func (c *conn) kickLocked() {
 		return
 	}
 	c.writing = true
-	go c.writeLoop()
+	go c.writeFn()
 }
 
 // finishLocked ends the writer for good. The caller holds qmu.
