@@ -53,7 +53,7 @@ type config struct {
 	fanoutRates  []float64 // deliveries per second of each fixed-rate fan-out
 	pairRate     float64   // messages per second per pair in the fixed-rate case
 	duration     time.Duration
-	batch        int // deliveries per batch in the flat-out fan-out
+	batch        int
 	window       int
 	drainTimeout time.Duration
 	sources      int
@@ -88,9 +88,9 @@ func run() error {
 	ratesFlag := flag.String("fanout-rates", "10000,50000", "deliveries per second of each fixed-rate fan-out, comma-separated (messages per second = this / group size)")
 	flag.Float64Var(&cfg.pairRate, "pair-rate", 5, "messages per second per pair in the fixed-rate user-to-user case")
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "how long each delivery case sends")
-	flag.IntVar(&cfg.batch, "batch", 50000, "deliveries per publish request in the flat-out fan-out (messages = this / group size, at least 1)")
+	flag.IntVar(&cfg.batch, "batch", 50, "messages per publish request in the flat-out fan-out (at most 100)")
 	flag.IntVar(&cfg.window, "window", 4, "messages a sender may have on their way in the flat-out user-to-user case")
-	flag.DurationVar(&cfg.drainTimeout, "drain", 5*time.Second, "how long to wait for outstanding messages before counting them lost")
+	flag.DurationVar(&cfg.drainTimeout, "drain", 5*time.Second, "how long outstanding messages may stop coming before they count as lost")
 	flag.IntVar(&cfg.sources, "sources", 4, "127.0.0.x source addresses to connect from (127.0.0.2 onwards)")
 	flag.IntVar(&cfg.dialWorkers, "dial-workers", 64, "connections being opened at once")
 	flag.StringVar(&cfg.profileDir, "cpuprofile-dir", "", "have every server write a CPU profile into this directory")
@@ -132,8 +132,8 @@ func run() error {
 		}
 		cfg.systems = append(cfg.systems, systems[i])
 	}
-	if cfg.rounds < 1 || cfg.sources < 1 || cfg.sources > 250 || cfg.batch < 1 || cfg.window < 1 || cfg.dialWorkers < 1 {
-		return fmt.Errorf("-rounds, -sources (up to 250), -batch, -window and -dial-workers must be positive")
+	if cfg.rounds < 1 || cfg.sources < 1 || cfg.sources > 250 || cfg.batch < 1 || cfg.batch > maxBatch || cfg.window < 1 || cfg.dialWorkers < 1 {
+		return fmt.Errorf("-rounds, -sources (up to 250), -batch (up to 100), -window and -dial-workers must be positive")
 	}
 	if cfg.profileDir != "" {
 		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {

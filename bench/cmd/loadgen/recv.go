@@ -179,6 +179,21 @@ func (c *counter) wait(ctx context.Context, target int64, timeout time.Duration)
 	return c.n.Load() >= target
 }
 
+// waitProgress waits until the count reaches target, as long as it keeps
+// growing: it gives up when the count has not moved for stall, or when ctx
+// ends, and reports whether the count reached target.
+func (c *counter) waitProgress(ctx context.Context, target int64, stall time.Duration) bool {
+	for {
+		before := c.load()
+		if c.wait(ctx, target, stall) {
+			return true
+		}
+		if ctx.Err() != nil || c.load() == before {
+			return false
+		}
+	}
+}
+
 // histogram counts latencies in log-linear buckets: exact below 64 ns, then
 // 32 buckets per power of two, so a quantile is within 1/64 (1.6 %) of the
 // true value. Shards keep the two cores from fighting over cache lines.

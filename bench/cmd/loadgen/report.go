@@ -113,55 +113,7 @@ func report(b *strings.Builder, cfg *config, pops []population, samples []sample
 		}
 	}
 
-	// Growth: memory per connection by population, and server CPU per
-	// delivery by group size, flat out.
-	var memPops, cpuPops []population
-	for _, p := range pops {
-		if p.kind != "pairs" {
-			memPops = append(memPops, p)
-		}
-		if p.kind == "fanout" {
-			cpuPops = append(cpuPops, p)
-		}
-	}
-	slices.SortFunc(memPops, func(a, b population) int { return a.n - b.n })
-	if len(memPops) > 1 || len(cpuPops) > 1 {
-		fmt.Fprintf(b, "\nGrowth, medians: RSS per connection (KiB) by connections held, and server CPU per 1,000 deliveries (ms) flat out by group size; the last column of each is the largest size over the smallest.\n\n")
-		head := []string{"system"}
-		for _, p := range memPops {
-			head = append(head, "RSS/conn "+num(p.n))
-		}
-		if len(memPops) > 1 {
-			head = append(head, "RSS growth")
-		}
-		for _, p := range cpuPops {
-			head = append(head, "CPU/1k "+num(p.n))
-		}
-		if len(cpuPops) > 1 {
-			head = append(head, "CPU growth")
-		}
-		fmt.Fprintf(b, "| %s |\n|---|%s\n", strings.Join(head, " | "), strings.Repeat("--:|", len(head)-1))
-		for _, n := range names {
-			row := []string{n}
-			series := func(ps []population, caseName func(population) string, metric string) {
-				var first, last float64
-				for i, p := range ps {
-					v := median(values[caseName(p)][metric][n])
-					row = append(row, sigOrDash(v))
-					if i == 0 {
-						first = v
-					}
-					last = v
-				}
-				if len(ps) > 1 {
-					row = append(row, ratio(last, first))
-				}
-			}
-			series(memPops, func(p population) string { return "idle " + num(p.n) }, mRSS)
-			series(cpuPops, func(p population) string { return fmt.Sprintf("fan-out %s, flat out", num(p.n)) }, mServerCPU)
-			fmt.Fprintf(b, "| %s |\n", strings.Join(row, " | "))
-		}
-	}
+	growth(b, cfg, pops, names, values)
 
 	if len(failures) > 0 {
 		fmt.Fprintf(b, "\nFailed runs (their figures are missing above):\n\n")
@@ -259,4 +211,64 @@ func fmtRate(r float64) string {
 		return num(int(r))
 	}
 	return sig(r)
+}
+
+// growth writes how memory per connection and server CPU per delivery
+// change with the number of connections: RSS per connection by population,
+// and server CPU per 1,000 deliveries by group size, at the first fixed
+// rate (the same offered load at every size) and flat out.
+func growth(b *strings.Builder, cfg *config, pops []population, names []string, values map[string]map[string]map[string][]float64) {
+	var memPops, cpuPops []population
+	for _, p := range pops {
+		if p.kind != "pairs" {
+			memPops = append(memPops, p)
+		}
+		if p.kind == "fanout" {
+			cpuPops = append(cpuPops, p)
+		}
+	}
+	slices.SortFunc(memPops, func(a, b population) int { return a.n - b.n })
+	slices.SortFunc(cpuPops, func(a, b population) int { return a.n - b.n })
+	type column struct {
+		title  string
+		pops   []population
+		cs     func(population) string
+		metric string
+	}
+	cols := []column{{"RSS per connection, KiB", memPops, func(p population) string { return "idle " + num(p.n) }, mRSS}}
+	if len(cfg.fanoutRates) > 0 {
+		r := cfg.fanoutRates[0]
+		cols = append(cols, column{fmt.Sprintf("server CPU per 1,000 deliveries at %s deliveries/s, ms", num(int(r))), cpuPops,
+			func(p population) string {
+				return fmt.Sprintf("fan-out %s, %s msg/s", num(p.n), fmtRate(r/float64(p.n)))
+			}, mServerCPU})
+	}
+	cols = append(cols, column{"server CPU per 1,000 deliveries flat out, ms", cpuPops,
+		func(p population) string { return fmt.Sprintf("fan-out %s, flat out", num(p.n)) }, mServerCPU})
+	for _, col := range cols {
+		if len(col.pops) < 2 {
+			continue
+		}
+		fmt.Fprintf(b, "\nGrowth of %s (medians), by connections; the last column is the largest size over the smallest.\n\n", col.title)
+		head := []string{"system"}
+		for _, p := range col.pops {
+			head = append(head, num(p.n))
+		}
+		head = append(head, "growth")
+		fmt.Fprintf(b, "| %s |\n|---|%s\n", strings.Join(head, " | "), strings.Repeat("--:|", len(head)-1))
+		for _, n := range names {
+			row := []string{n}
+			var first, last float64
+			for i, p := range col.pops {
+				v := median(values[col.cs(p)][col.metric][n])
+				row = append(row, sigOrDash(v))
+				if i == 0 {
+					first = v
+				}
+				last = v
+			}
+			row = append(row, ratio(last, first))
+			fmt.Fprintf(b, "| %s |\n", strings.Join(row, " | "))
+		}
+	}
 }

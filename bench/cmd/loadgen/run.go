@@ -308,10 +308,11 @@ func (g *gen) begin(p *proc, pairs int) (*measure, error) {
 	return &measure{ph: ph, p: p, t0: time.Now(), srv0: srv0, gen0: selfCPU()}, nil
 }
 
-// end waits up to drainTimeout for expected deliveries and returns the
-// figures. The phase ends at its last delivery.
+// end waits for expected deliveries as long as they keep coming (up to
+// drainTimeout without one) and returns the figures. The phase ends at its
+// last delivery.
 func (g *gen) end(ctx context.Context, m *measure, expected int64, stalled bool) (delivery, error) {
-	m.ph.delivered.wait(ctx, expected, g.cfg.drainTimeout)
+	m.ph.delivered.waitProgress(ctx, expected, g.cfg.drainTimeout)
 	srv1, err := m.p.cpu()
 	gen1 := selfCPU()
 	g.rc.cur.Store(nil)
@@ -357,20 +358,21 @@ func (g *gen) fanoutFixed(ctx context.Context, p *proc, n int, rate float64) (de
 }
 
 // fanoutFlat publishes to the group of n as fast as the receivers take it,
-// in a closed loop: batches of k messages (cfg.batch deliveries in all),
-// published back to back, and batch b only once batch b-2 has reached
-// every member. At most two batches are ever queued for a connection, well
-// within every system's bounds.
+// in a closed loop: batches of cfg.batch messages, published back to back,
+// and batch b only once batch b-2 has reached every member. At most two
+// batches are ever queued for a connection, well within every system's
+// bounds, and every connection sees the same pattern whatever n is. At
+// least two batches are sent, however long they take.
 func (g *gen) fanoutFlat(ctx context.Context, p *proc, n int) (delivery, error) {
-	k := min(maxBatch, max(1, (g.cfg.batch+n/2)/n))
+	k := g.cfg.batch
 	m, err := g.begin(p, 0)
 	if err != nil {
 		return delivery{}, err
 	}
 	deadline := m.t0.Add(g.cfg.duration)
 	b, stalled := 0, false
-	for time.Now().Before(deadline) {
-		if b >= 2 && !m.ph.delivered.wait(ctx, int64(b-1)*int64(k)*int64(n), g.cfg.drainTimeout) {
+	for b < 2 || time.Now().Before(deadline) {
+		if b >= 2 && !m.ph.delivered.waitProgress(ctx, int64(b-1)*int64(k)*int64(n), g.cfg.drainTimeout) {
 			stalled = true
 			break
 		}
