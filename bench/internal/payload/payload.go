@@ -12,6 +12,7 @@
 package payload
 
 import (
+	"bytes"
 	"strconv"
 )
 
@@ -52,7 +53,7 @@ type Message struct {
 // records batched into one frame). Malformed messages are skipped.
 func Scan(frame []byte, fn func(Message)) {
 	for i := 0; i+len(marker) <= len(frame); {
-		j := index(frame[i:], marker)
+		j := bytes.Index(frame[i:], []byte(marker))
 		if j < 0 {
 			return
 		}
@@ -76,17 +77,6 @@ func Scan(frame []byte, fn func(Message)) {
 		}
 		fn(m)
 	}
-}
-
-// index is bytes.Index for the fixed marker without the allocation-free
-// but general machinery; markers are rare in a frame so a byte scan wins.
-func index(b []byte, s string) int {
-	for i := 0; i+len(s) <= len(b); i++ {
-		if b[i] == s[0] && string(b[i:i+len(s)]) == s {
-			return i
-		}
-	}
-	return -1
 }
 
 func skip(b []byte, i int, s string) (int, bool) {
