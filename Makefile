@@ -1,6 +1,10 @@
 # make chat   run the chat example on http://localhost:5000 (ADDR=host:port to change)
 # make test   install what the tests need, then run every test with -race
 # make fuzz   run every fuzz target for FUZZTIME each (default 30s)
+# make bench  signalhub against centrifuge, melody and raw WebSockets over
+#             loopback, under ten minutes (BENCHFLAGS=-large for the larger
+#             run; see docs/benchmarks.md); make bench-go runs the in-process
+#             Go benchmarks of the library
 GO    ?= go
 NPM   ?= npm
 ADDR  ?= localhost:5000
@@ -8,7 +12,7 @@ BIN   := $(CURDIR)/bin
 GOPKGS := ./... ./examples/... ./backplane/redis/... ./backplane/nats/...
 FUZZTIME ?= 30s
 
-.PHONY: chat test test-go test-e2e vet bench fuzz fuzz-short e2e-deps node-deps chat-deps tools clean
+.PHONY: chat test test-go test-e2e vet bench bench-go fuzz fuzz-short e2e-deps node-deps chat-deps tools clean
 
 chat: chat-deps
 	$(GO) run ./examples/chat -addr $(ADDR)
@@ -67,7 +71,15 @@ test-e2e:
 	$(GO) build -race -o $(BIN)/chat ./examples/chat && \
 	cd e2e && CHAT_BIN=$(BIN)/chat $(NPM) test
 
+# bench/ is a nested module, so the library's go.mod never sees the
+# systems it is compared with; the servers and the generator are built into
+# bin/bench and the generator starts the servers itself.
+BENCHFLAGS ?=
 bench:
+	cd bench && $(GO) build -o $(BIN)/bench/ ./cmd/...
+	$(BIN)/bench/loadgen -bin $(BIN)/bench $(BENCHFLAGS)
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # go test -fuzz takes one target per package and run, so every Fuzz func
