@@ -48,19 +48,33 @@ func (w wsWire) writeMessage(ctx context.Context, records [][]byte) error {
 	if len(records) == 1 {
 		return w.ws.Write(ctx, websocket.MessageText, records[0])
 	}
-	// Several records share one message. Each Write becomes a frame of a
-	// fragmented message, buffered until Close, so records are not copied.
-	mw, err := w.ws.Writer(ctx, websocket.MessageText)
-	if err != nil {
-		return err
+	// Several records share one message, as one frame: clients read a
+	// frame of known length at once, where a fragmented message makes
+	// them grow a buffer. Copying a batch costs less than those reads.
+	n := 0
+	for _, r := range records {
+		n += len(r)
+	}
+	bp := messageBufs.Get().(*[]byte)
+	msg := (*bp)[:0]
+	if cap(msg) < n {
+		msg = make([]byte, 0, n)
 	}
 	for _, r := range records {
-		if _, err := mw.Write(r); err != nil {
-			return err
-		}
+		msg = append(msg, r...)
 	}
-	return mw.Close()
+	err := w.ws.Write(ctx, websocket.MessageText, msg)
+	if cap(msg) <= maxPooledMessage {
+		*bp = msg[:0]
+	}
+	messageBufs.Put(bp)
+	return err
 }
+
+// maxPooledMessage is the largest batch buffer kept for reuse.
+const maxPooledMessage = 256 << 10
+
+var messageBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 func (w wsWire) close(status websocket.StatusCode, reason string) error {
 	return w.ws.Close(status, reason)
