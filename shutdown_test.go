@@ -37,12 +37,18 @@ func TestShutdownDrainsInvocations(t *testing.T) {
 	})
 	c := f.Dial(t, dialOptions{})
 	ctx := waitCtx(t)
-	polite, err := c.StartInvoke(ctx, "Polite")
+	// One frame: Queued waits, as both workers are busy. The stream
+	// invocation after it is refused by the reading goroutine itself, so
+	// its answer shows that Queued was received before Shutdown starts.
+	polite, stubborn, queued := "p", "s", "q"
+	require.NoError(t, c.SendRecords(ctx,
+		`{"type":1,"invocationId":"p","target":"Polite","arguments":[]}`,
+		`{"type":1,"invocationId":"s","target":"Stubborn","arguments":[]}`,
+		`{"type":1,"invocationId":"q","target":"Queued","arguments":[]}`,
+		`{"type":4,"invocationId":"received","target":"Queued","arguments":[]}`))
+	_, errMsg, err := c.Completion(ctx, "received")
 	require.NoError(t, err)
-	stubborn, err := c.StartInvoke(ctx, "Stubborn")
-	require.NoError(t, err)
-	queued, err := c.StartInvoke(ctx, "Queued") // waits: both workers are busy
-	require.NoError(t, err)
+	require.NotEmpty(t, errMsg)
 	<-started
 	<-started
 
@@ -50,7 +56,7 @@ func TestShutdownDrainsInvocations(t *testing.T) {
 	go func() { shut <- f.Hub.Shutdown(context.Background()) }()
 
 	// Polite sees its Context end and answers with an error.
-	_, errMsg, err := c.Completion(ctx, polite)
+	_, errMsg, err = c.Completion(ctx, polite)
 	require.NoError(t, err)
 	assert.Equal(t, "An unexpected error occurred invoking 'Polite' on the server. HubException: interrupted: "+signalhub.ErrHubClosed.Error(), errMsg)
 
