@@ -22,9 +22,11 @@ import (
 //
 // Decoding records and running the handshake grow a goroutine's stack to
 // 8 KiB, which a goroutine blocked in a read (using 2 to 4 KiB) keeps for
-// good. So once it has handled records, the goroutine leaves the next
-// blocking read to a fresh one, which waits on a 4 KiB stack: an idle
-// connection costs half as much stack.
+// good. So once it has handled records that came after a quiet spell
+// (handoffGap), or the handshake, the goroutine leaves the next blocking
+// read to a fresh one, which waits on a 4 KiB stack: an idle connection
+// costs half as much stack. A busy connection keeps its goroutine, which
+// saves starting one and growing its stack for every message.
 func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error, handedOff bool) {
 	opts := &c.hub.opts
 	var expired atomic.Bool
@@ -41,7 +43,9 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 		})
 		defer c.hsTimer.Stop()
 	}
-	handled := false // records were handled on this goroutine
+	// handOff: records were handled on this goroutine, after the handshake
+	// or after a quiet spell.
+	handOff := false
 
 	// buf holds what was read and not yet processed. It comes from a pool
 	// and goes back whenever it empties, so that an idle connection holds
@@ -54,7 +58,7 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 		}
 	}()
 	for {
-		if handled && registered && len(buf) == 0 {
+		if handOff && registered && len(buf) == 0 {
 			go c.continueReading(ws)
 			return registered, nil, true
 		}
@@ -65,7 +69,8 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 			}
 			return registered, err, false
 		}
-		c.lastRecv.Store(c.hub.now())
+		now := c.hub.now()
+		quiet := time.Duration(now-c.lastRecv.Swap(now)) >= handoffGap || !registered
 		if typ != websocket.MessageText {
 			return registered, c.failRead(closeBinary), false
 		}
@@ -79,7 +84,7 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 			n, rerr := r.Read(buf[len(buf):cap(buf)])
 			buf = buf[:len(buf)+n]
 			var perr error
-			handled = handled || n > 0
+			handOff = handOff || (n > 0 && quiet)
 			buf, perr = c.processRecords(ws, buf, &registered)
 			if perr != nil {
 				return registered, perr, false
@@ -103,6 +108,11 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 		}
 	}
 }
+
+// handoffGap is how long a connection must have been quiet for the
+// records that end the silence to move reading to a fresh goroutine (see
+// readLoop). Idle clients ping every 15 s; busy ones send more often.
+const handoffGap = time.Second
 
 // handshakeWriteTimeout bounds the write of a handshake error: the client
 // is misbehaving and may not read.
