@@ -51,8 +51,9 @@ func DefaultUserID(c Claims) string {
 
 // DefaultAuthExpiry returns when the claims expire: the "exp" claim (a JWT's
 // expiration time, seconds since the Unix epoch, as a number or a numeric
-// string), or the zero time (never) when there is none. An "exp" it cannot
-// read fails closed: it returns the Unix epoch, long expired.
+// string, or a time.Time), or the zero time (never) when there is none. An
+// "exp" it cannot read, or an infinite one, fails closed: it returns the
+// Unix epoch, long expired.
 func DefaultAuthExpiry(c Claims) time.Time {
 	v, ok := c["exp"]
 	if !ok || v == nil {
@@ -63,18 +64,28 @@ func DefaultAuthExpiry(c Claims) time.Time {
 	switch v := v.(type) {
 	case float64:
 		secs = v
-	case int64:
+	case float32:
 		secs = float64(v)
 	case int:
+		secs = float64(v)
+	case int32:
+		secs = float64(v)
+	case int64:
+		secs = float64(v)
+	case uint32:
+		secs = float64(v)
+	case uint64:
 		secs = float64(v)
 	case json.Number:
 		secs, err = v.Float64()
 	case string:
 		secs, err = json.Number(v).Float64()
+	case time.Time:
+		return v
 	default:
 		err = fmt.Errorf("exp of type %T", v)
 	}
-	if err != nil || math.IsNaN(secs) || secs < 0 {
+	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || secs < 0 {
 		return time.Unix(0, 0)
 	}
 	if secs > 1<<40 { // beyond year 36000: never
@@ -85,17 +96,19 @@ func DefaultAuthExpiry(c Claims) time.Time {
 }
 
 // checkName reports whether a group name or user ID is at most max bytes of
-// valid UTF-8 without control characters.
+// valid UTF-8 without control characters, bidirectional formatting
+// characters or line and paragraph separators, which could forge log lines
+// or terminal output. Its errors wrap ErrInvalidName.
 func checkName(kind, name string, max int) error {
 	if len(name) > max {
-		return fmt.Errorf("signalhub: %s of %d bytes is longer than %d: %w", kind, len(name), max, ErrInvalidName)
+		return fmt.Errorf("%s of %d bytes is longer than %d: %w", kind, len(name), max, ErrInvalidName)
 	}
 	if !utf8.ValidString(name) {
-		return fmt.Errorf("signalhub: %s is not valid UTF-8: %w", kind, ErrInvalidName)
+		return fmt.Errorf("%s is not valid UTF-8: %w", kind, ErrInvalidName)
 	}
 	for _, r := range name {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("signalhub: %s contains the control character %U: %w", kind, r, ErrInvalidName)
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Zl, unicode.Zp) {
+			return fmt.Errorf("%s contains the character %U: %w", kind, r, ErrInvalidName)
 		}
 	}
 	return nil

@@ -82,9 +82,11 @@ func (w wsWire) close(status websocket.StatusCode, reason string) error {
 
 func (w wsWire) closeNow() error { return w.ws.CloseNow() }
 
-// conn is one client connection. It owns its socket: the read loop runs on
-// the goroutine that called Hub.ServeHTTP (reader.go), and one writer
-// goroutine drains the bounded outgoing queue (writer.go). conn never takes
+// conn is one client connection. It owns its socket: one goroutine at a
+// time reads it (reader.go: the ServeHTTP goroutine until the handshake is
+// done, then goroutines of the hub's), and one writer goroutine at a time,
+// started when there is work, drains the bounded outgoing queue
+// (writer.go). conn never takes
 // the hub lock; the hub calls enqueue under its read lock, which is why
 // enqueue never blocks, encodes or logs.
 type conn struct {
@@ -396,6 +398,10 @@ func (c *conn) finish(ws *websocket.Conn, registered bool, readErr error) {
 	serverClose := !c.markClosingLocked(closeRequest{cause: clientCause(readErr)})
 	r := c.closeReq
 	c.qmu.Unlock()
+	if wf := (writeFailure{}); serverClose && errors.As(r.cause, &wf) && readErr != nil && clientCause(readErr) == nil {
+		// The write failed because the client closed: its close it is.
+		r.cause = nil
+	}
 
 	if registered {
 		c.hub.unregister(c)

@@ -47,8 +47,9 @@
 // # Concurrency
 //
 // A Hub and a [Context] are safe for concurrent use. Each connection has a
-// bounded outgoing queue and a single writer goroutine; the read loop runs
-// on the ServeHTTP goroutine. A send encodes its arguments once and only
+// bounded outgoing queue, drained by a writer goroutine that runs only
+// while something is queued, and a reading goroutine of the hub's own
+// (ServeHTTP returns after the handshake). A send encodes its arguments once and only
 // queues the shared bytes, so it never waits for a socket, and the hub lock
 // is never held during socket I/O, encoding or callbacks. Messages to one
 // connection keep the order in which they were sent. A connection whose

@@ -64,9 +64,10 @@ var (
 	// Options.InvocationRate allows.
 	ErrRateLimited = errors.New("signalhub: connection closed: invocation rate limit exceeded")
 
-	// ErrTooManyConnections is the cause of a connection refused because
-	// the hub holds Options.MaxConnections connections, or its user
-	// Options.MaxConnectionsPerUser.
+	// ErrTooManyConnections is the cause given to a connection whose
+	// handshake was refused because its user already holds
+	// Options.MaxConnectionsPerUser connections (requests beyond the
+	// limits are answered 429 or 503 before that).
 	ErrTooManyConnections = errors.New("signalhub: too many connections")
 
 	// ErrProtocol is the cause given to OnDisconnected for a connection that

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // readBufferSize is the WebSocket read buffer of a connection: frame
@@ -30,7 +31,8 @@ func (w *lightHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// net/http's writer holds the 101 response.
+	// Anything net/http left buffered goes out first (it sends the 101
+	// response itself today).
 	if err := brw.Writer.Flush(); err != nil {
 		_ = conn.Close()
 		return nil, nil, err
@@ -49,7 +51,32 @@ func (w *lightHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.bw = &batchWriter{conn: conn}
 	// bufio's smallest writer: frames pass through to batchWriter.
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.bw, 16)), nil
+	return flushingConn{conn, w.bw}, bufio.NewReadWriter(br, bufio.NewWriterSize(w.bw, 16)), nil
+}
+
+// flushingConn is the socket as the WebSocket library sees it: closing it
+// first writes what the batchWriter gathered. The library answers a
+// client's close frame from the reading goroutine and closes the socket
+// right after; when that happens during a batch, the answer sits in the
+// batch, and must not be lost with it.
+type flushingConn struct {
+	net.Conn
+	bw *batchWriter
+}
+
+// closeFlushTimeout bounds the last write of a closing socket.
+const closeFlushTimeout = time.Second
+
+func (c flushingConn) Close() error {
+	// The deadline also ends a write that is stuck holding the lock (the
+	// write watchdog closes a socket whose write does not end).
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	c.bw.mu.Lock()
+	if c.bw.batching && len(*c.bw.buf) > 0 {
+		_ = c.bw.flushLocked()
+	}
+	c.bw.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // canHijack reports whether w, or a writer it wraps, can be hijacked.

@@ -297,7 +297,7 @@ func (h *Hub) checkName(kind audienceKind, name string) error {
 // name the hub does not accept.
 func (h *Hub) checkGroup(group string) error {
 	if group == "" {
-		return fmt.Errorf("signalhub: group: %w", ErrEmptyName)
+		return fmt.Errorf("group name: %w", ErrEmptyName)
 	}
 	return checkName("group name", group, h.opts.MaxGroupNameLength)
 }
@@ -305,7 +305,7 @@ func (h *Hub) checkGroup(group string) error {
 // checkUser is checkGroup for user IDs.
 func (h *Hub) checkUser(userID string) error {
 	if userID == "" {
-		return fmt.Errorf("signalhub: user ID: %w", ErrEmptyName)
+		return fmt.Errorf("user ID: %w", ErrEmptyName)
 	}
 	return checkName("user ID", userID, h.opts.MaxUserIDLength)
 }
@@ -396,7 +396,10 @@ func (h *Hub) changeGroup(ctx context.Context, connectionID, group string, add b
 		return fmt.Errorf("signalhub: group change: connection ID: %w", ErrEmptyName)
 	}
 	if err := h.checkGroup(group); err != nil {
-		return err
+		if add {
+			return fmt.Errorf("signalhub: add to group: %w", err)
+		}
+		return fmt.Errorf("signalhub: remove from group: %w", err)
 	}
 	err := h.changeLocalGroup(ctx, connectionID, group, add)
 	if errors.Is(err, ErrConnectionNotFound) && h.cl != nil {

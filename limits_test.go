@@ -149,6 +149,8 @@ func TestGroupNameLimits(t *testing.T) {
 		"del\x7f",
 		"c1\u0085",
 		"bad utf8 \xff",
+		"bidi \u202eevil", // right-to-left override
+		"line\u2028break", // line separator
 	} {
 		for name, call := range calls {
 			assert.ErrorIs(t, call(bad), signalhub.ErrInvalidName, "%s(%q)", name, bad)
@@ -350,6 +352,10 @@ func TestDefaultAuthExpiry(t *testing.T) {
 		{signalhub.Claims{"exp": true}, time.Unix(0, 0)},
 		{signalhub.Claims{"exp": -5.0}, time.Unix(0, 0)},
 		{signalhub.Claims{"exp": "NaN"}, time.Unix(0, 0)},
+		{signalhub.Claims{"exp": "Infinity"}, time.Unix(0, 0)},
+		{signalhub.Claims{"exp": "+Inf"}, time.Unix(0, 0)},
+		{signalhub.Claims{"exp": int32(1_900_000_000)}, time.Unix(1_900_000_000, 0)},
+		{signalhub.Claims{"exp": time.Unix(1_900_000_000, 0)}, time.Unix(1_900_000_000, 0)},
 		// Beyond any real date: never.
 		{signalhub.Claims{"exp": 1e300}, time.Time{}},
 	} {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"strings"
 	"time"
@@ -125,7 +126,7 @@ type Options struct {
 
 	// MaxConnections bounds how many connections the hub holds at once,
 	// counting those still in their handshake. Beyond it negotiate and
-	// connect are answered 503 (ErrTooManyConnections). Defaults to no
+	// connect are answered 503. Defaults to no
 	// limit (0 or negative); size it to the machine.
 	MaxConnections int
 
@@ -142,14 +143,15 @@ type Options struct {
 	MaxGroupsPerConnection int
 
 	// MaxGroupNameLength bounds group names, in bytes. Longer names, names
-	// that are not valid UTF-8 and names with control characters are
-	// refused with ErrInvalidName by every method that takes a group.
+	// that are not valid UTF-8 and names with control characters,
+	// bidirectional formatting characters or line and paragraph separators
+	// are refused with ErrInvalidName by every method that takes a group.
 	// Defaults to 256.
 	MaxGroupNameLength int
 
 	// MaxUserIDLength bounds user IDs, in bytes. A connection whose user ID
-	// is longer, is not valid UTF-8 or contains control characters is
-	// refused with 403. Defaults to 256.
+	// is longer, is not valid UTF-8 or contains the characters group names
+	// may not is refused with 403. Defaults to 256.
 	MaxUserIDLength int
 
 	// InvocationRate is how many hub method invocations per second one
@@ -158,11 +160,13 @@ type Options struct {
 	// error Completion (or is dropped, when the client expects no answer).
 	// A client that goes on sending through InvocationBurst refusals in a
 	// row is closed with ErrRateLimited. Defaults to 100 per second;
-	// negative means no limit.
+	// negative (or +Inf) means no limit.
 	InvocationRate float64
 
-	// InvocationBurst is the token bucket's size for InvocationRate.
-	// Defaults to twice InvocationRate, at least 1.
+	// InvocationBurst is the token bucket's size for InvocationRate, and
+	// how many refusals in a row close the connection. Defaults to twice
+	// InvocationRate, at least 1: with a rate below one per second, the
+	// first refusal closes the connection unless you set a larger burst.
 	InvocationBurst int
 
 	// SendQueueLength bounds how many outgoing messages a connection may
@@ -281,7 +285,7 @@ func (o *Options) withDefaults() (Options, error) {
 		return Options{}, errors.New("signalhub: Options.InvocationRate is NaN")
 	case c.InvocationRate == 0:
 		c.InvocationRate = 100
-	case c.InvocationRate < 0:
+	case c.InvocationRate < 0, math.IsInf(c.InvocationRate, 1):
 		c.InvocationRate = 0
 	}
 	if c.InvocationBurst == 0 && c.InvocationRate > 0 {

@@ -1,6 +1,7 @@
 package signalhub
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -54,15 +55,17 @@ func TestInvocationBucket(t *testing.T) {
 	}
 }
 
-// Without a rate there is no bucket.
+// Without a rate (negative or +Inf) there is no bucket.
 func TestInvocationBucketUnlimited(t *testing.T) {
 	t.Parallel()
-	h, err := New(&Options{InvocationRate: -1})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = h.Close() })
-	c := newConn(h, "c", "", nil)
-	for range 10_000 {
-		ok, _ := c.allowInvocationAt(c.tokenAt)
-		require.True(t, ok)
+	for _, rate := range []float64{-1, math.Inf(1)} {
+		h, err := New(&Options{InvocationRate: rate})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = h.Close() })
+		c := newConn(h, "c", "", nil)
+		for range 10_000 {
+			ok, _ := c.allowInvocationAt(c.tokenAt)
+			require.True(t, ok, "rate %v", rate)
+		}
 	}
 }

@@ -13,6 +13,14 @@ import (
 // Options.WriteTimeout.
 var errWriteTimeout = fmt.Errorf("signalhub: write: %w", context.DeadlineExceeded)
 
+// writeFailure is the cause of a connection whose write failed. When the
+// client closed the connection meanwhile, the client's close is what
+// OnDisconnected sees (see finish).
+type writeFailure struct{ err error }
+
+func (e writeFailure) Error() string { return "signalhub: write: " + e.err.Error() }
+func (e writeFailure) Unwrap() error { return e.err }
+
 // pingRecord is the keep-alive Ping, shared by every connection.
 var pingRecord = protocol.AppendPing(nil)
 
@@ -30,12 +38,14 @@ func (c *conn) writeLoop() {
 		}
 		if c.tick.Swap(false) {
 			now := c.hub.now()
+			sendAt := c.lastSend
 			if time.Duration(now-c.lastRecv.Load()) >= opts.ClientTimeout {
 				c.closeWith(closeTimeout)
 			} else if time.Duration(now-c.lastSend) >= opts.KeepAliveInterval {
 				c.enqueue(pingRecord) // goes out below with anything else queued
+				sendAt = now
 			}
-			c.keepAlive.Reset(c.nextDeadline(c.lastSend))
+			c.keepAlive.Reset(c.nextDeadline(sendAt))
 		}
 		batch, closing, r := c.take()
 		if closing {
@@ -65,7 +75,7 @@ func (c *conn) writeLoop() {
 			}
 			if err != nil {
 				c.logDebug("write failed", slog.Any("err", err))
-				c.abort(fmt.Errorf("signalhub: write: %w", err))
+				c.abort(writeFailure{err})
 				c.exitWriter(true)
 				return
 			}
