@@ -283,6 +283,14 @@ func TestClusterRevocation(t *testing.T) {
 
 	aliceIDs := []string{a1.ID(), a2.ID()} // IDs are gone from the clients once closed
 	require.NoError(t, nodes[0].Hub.DisconnectUser(ctx, "alice", "Your access was revoked."))
+	// Once it returns, alice is offline everywhere and can join nothing,
+	// whether or not her clients have heard of it yet.
+	online, err := nodes[1].Hub.UserOnline(ctx, "alice")
+	require.NoError(t, err)
+	assert.False(t, online, "offline as soon as DisconnectUser returns")
+	for i, id := range aliceIDs {
+		assert.ErrorIs(t, nodes[i].Hub.AddToGroup(ctx, id, "admins"), signalhub.ErrConnectionNotFound)
+	}
 	for _, c := range []*hubtest.Client{a1, a2} {
 		var ce *signalrclient.CloseError
 		require.ErrorAs(t, c.WaitClosed(), &ce)
@@ -290,7 +298,7 @@ func TestClusterRevocation(t *testing.T) {
 		assert.False(t, ce.AllowReconnect)
 	}
 	awaitLeft(t, gone, aliceIDs...) // the client may see its Close before its node forgets it
-	online, err := nodes[1].Hub.UserOnline(ctx, "alice")
+	online, err = nodes[1].Hub.UserOnline(ctx, "alice")
 	require.NoError(t, err)
 	assert.False(t, online)
 	b.MustInvoke("Whisper", "bob", "still here")

@@ -215,6 +215,14 @@ var (
 	}
 )
 
+// isClosing reports whether the connection is on its way out: a closing
+// connection joins no group.
+func (c *conn) isClosing() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.closing
+}
+
 // markClosingLocked stops further enqueues and records why. It reports
 // false when the connection was already closing. The caller holds qmu.
 func (c *conn) markClosingLocked(r closeRequest) bool {

@@ -417,7 +417,7 @@ func (h *Hub) changeLocalGroup(ctx context.Context, connectionID, group string, 
 		return ErrHubClosed
 	}
 	c := h.conns[connectionID]
-	if c == nil {
+	if c == nil || (add && c.isClosing()) {
 		h.mu.Unlock()
 		return fmt.Errorf("signalhub: group %q: connection %q: %w", group, connectionID, ErrConnectionNotFound)
 	}

@@ -118,7 +118,7 @@ func (h *Hub) answerQuery(ctx context.Context, what string, args []string) strin
 		if len(args) > 1 {
 			reason = args[1]
 		}
-		h.disconnectLocalUser(args[0], reason)
+		h.disconnectLocalUser(ctx, args[0], reason)
 		return ""
 	case actRemoveUser:
 		if len(args) > 1 {

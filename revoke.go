@@ -3,6 +3,7 @@ package signalhub
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/coder/websocket"
 )
@@ -12,9 +13,12 @@ import (
 // empty) and no reconnect; OnDisconnected gets ErrUserDisconnected. Use it
 // when a user's rights are revoked: groups are not a security feature, and
 // claims checked at connect time do not change by themselves. It returns
-// once every node has started closing the user's connections; if a node
-// does not answer within ctx (5s without a deadline), the error wraps
-// ErrBackplaneUnavailable.
+// once every node has started closing the user's connections: from then
+// on they are out of the user and group indexes (the user is offline,
+// sends reach none of them, they join no group), while their Close
+// messages are still on their way; they leave Stats and OnDisconnected
+// runs once each close completes. If a node does not answer within ctx
+// (5s without a deadline), the error wraps ErrBackplaneUnavailable.
 func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -29,15 +33,40 @@ func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
 	return err
 }
 
-func (h *Hub) disconnectLocalUser(userID, reason string) {
+// disconnectLocalUser closes the user's connections on this node. They
+// leave the user and group indexes at once, so that the user counts as
+// offline and gets nothing more as soon as DisconnectUser returns, while
+// their Close messages are still on their way.
+func (h *Hub) disconnectLocalUser(ctx context.Context, userID, reason string) {
 	if reason == "" {
 		reason = "Connection closed by the server."
 	}
 	r := closeRequest{cause: ErrUserDisconnected, errMsg: reason, status: websocket.StatusPolicyViolation, reason: "disconnected"}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for c := range h.users.conns(userID) {
-		c.closeWith(r) // only flags and wakes the writer: fine under the lock
+	h.mu.Lock()
+	set := h.users.conns(userID)
+	conns := make([]*conn, 0, len(set))
+	for c := range set {
+		conns = append(conns, c)
+	}
+	var channels []string
+	for _, c := range conns {
+		c.closeWith(r) // only flags and starts the writer: fine under the lock
+		if h.cl != nil {
+			for g := range h.groups.groupsOf(c) {
+				channels = append(channels, chanGroup+g)
+			}
+		}
+		h.groups.removeConn(c)
+		h.users.remove(userID, c)
+	}
+	if h.cl != nil && len(conns) > 0 {
+		channels = append(channels, chanUser+userID)
+	}
+	h.mu.Unlock()
+	if len(channels) > 0 {
+		if err := h.reconcileAll(ctx, channels); err != nil {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "backplane unsubscribe failed", slog.Any("err", err))
+		}
 	}
 }
 
