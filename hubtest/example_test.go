@@ -1,12 +1,15 @@
 package hubtest_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"testing"
 
 	"github.com/signalhub/signalhub"
+	"github.com/signalhub/signalhub/client"
 	"github.com/signalhub/signalhub/hubtest"
 )
 
@@ -34,6 +37,35 @@ func Example() {
 	// Output:
 	// 2 connections for alice
 	// ReceiveMessage("bob", "lunch?")
+}
+
+// Revoking a user's access in one call: every connection of the user is
+// closed with the reason, at once out of the user and group indexes.
+func Example_revocation() {
+	t := &exampleT{}
+	defer t.cleanup()
+
+	hub := hubtest.NewHub(t, nil)
+	srv := hubtest.NewServer(t, hub)
+	phone, laptop, bob := srv.Connect("mallory"), srv.Connect("mallory"), srv.Connect("bob")
+
+	ctx := context.Background()
+	if err := hub.DisconnectUser(ctx, "mallory", "Your access was revoked."); err != nil {
+		panic(err)
+	}
+	online, _ := hub.UserOnline(ctx, "mallory")
+	fmt.Println("mallory online:", online)
+	for _, c := range []*hubtest.Client{phone, laptop} {
+		var ce *client.CloseError
+		if errors.As(c.WaitClosed(), &ce) {
+			fmt.Printf("closed: %q, reconnect allowed: %v\n", ce.Message, ce.AllowReconnect)
+		}
+	}
+	bob.ExpectNothing()
+	// Output:
+	// mallory online: false
+	// closed: "Your access was revoked.", reconnect allowed: false
+	// closed: "Your access was revoked.", reconnect allowed: false
 }
 
 // exampleT stands in for a *testing.T so that the example runs on its own.
