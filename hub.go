@@ -23,7 +23,13 @@ type Hub struct {
 	opts    Options
 	methods map[string]*method
 	log     *slog.Logger
-	start   time.Time // origin of now(), a monotonic clock
+
+	// The hooks wrapped in Options.Filters, composed once; nil when there
+	// is nothing to run. invokeFiltered: a filter wraps invocations.
+	onConnected    func(*Context) error
+	onDisconnected func(*Context, error)
+	invokeFiltered bool
+	start          time.Time // origin of now(), a monotonic clock
 
 	baseCtx    context.Context // parent of every connection's context
 	cancelBase context.CancelFunc
@@ -73,6 +79,21 @@ func New(opts *Options) (*Hub, error) {
 		conns:   make(map[string]*conn),
 		tokens:  make(map[string]*tokenEntry),
 		serving: make(map[*conn]struct{}),
+	}
+	for _, f := range o.Filters {
+		h.invokeFiltered = h.invokeFiltered || f.Invoke != nil
+		if f.OnConnected != nil {
+			h.onConnected = h.connectedChain()
+		}
+		if f.OnDisconnected != nil {
+			h.onDisconnected = h.disconnectedChain()
+		}
+	}
+	if h.onConnected == nil && o.OnConnected != nil {
+		h.onConnected = o.OnConnected
+	}
+	if h.onDisconnected == nil && o.OnDisconnected != nil {
+		h.onDisconnected = o.OnDisconnected
 	}
 	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
 	if o.Backplane != nil {
@@ -563,7 +584,7 @@ func (h *Hub) disconnected(c *conn, cause error) {
 		h.log.LogAttrs(context.Background(), slog.LevelDebug, "connection closed",
 			slog.String("conn_id", c.id), slog.Any("err", cause))
 	}
-	if fn := h.opts.OnDisconnected; fn != nil {
+	if fn := h.onDisconnected; fn != nil {
 		_ = h.callHook(c, "OnDisconnected", func() error { fn(&c.hctx, cause); return nil })
 	}
 }

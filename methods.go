@@ -146,6 +146,18 @@ func (c *conn) invoke(msg *protocol.Message) {
 		in[i+1] = p.Elem()
 	}
 
+	var res any
+	hasResult := m.result
+	if h.invokeFiltered {
+		res, err := c.invokeFilters(m, in)
+		if err != nil {
+			c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))
+			c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))
+			return
+		}
+		c.completeResult(msg, m, res, hasResult || res != nil)
+		return
+	}
 	out, err := c.call(m, in)
 
 	if err != nil {
@@ -153,14 +165,24 @@ func (c *conn) invoke(msg *protocol.Message) {
 		c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))
 		return
 	}
+	if hasResult {
+		res = out[0].Interface()
+	}
+	c.completeResult(msg, m, res, hasResult)
+}
+
+// completeResult sends the Completion of a successful invocation, with res
+// encoded when hasResult.
+func (c *conn) completeResult(msg *protocol.Message, m *method, res any, hasResult bool) {
 	if msg.InvocationID == "" {
 		return
 	}
 	var result []byte
-	if m.result {
-		result, err = json.Marshal(out[0].Interface())
+	if hasResult {
+		var err error
+		result, err = json.Marshal(res)
 		if err != nil {
-			h.log.LogAttrs(c.ctx, slog.LevelError, "hub method result cannot be encoded",
+			c.hub.log.LogAttrs(c.ctx, slog.LevelError, "hub method result cannot be encoded",
 				slog.String("conn_id", c.id), slog.String("method", m.name), slog.Any("err", err))
 			c.complete(msg.InvocationID, nil, fmt.Sprintf(errUnexpected, msg.Target))
 			return

@@ -45,6 +45,11 @@ type Options struct {
 	// to send from here.
 	OnDisconnected func(c *Context, err error)
 
+	// Filters wrap hub method invocations, OnConnected and OnDisconnected
+	// (logging, metrics, authorization per method); they run in order,
+	// the first one outermost. See Filter.
+	Filters []Filter
+
 	// Authenticate reads the credentials of negotiate and connect requests
 	// (see NewJWTAuthenticator). When it is nil, or returns nil claims, the
 	// claims come from the request context (ContextWithClaims), which is how

@@ -240,7 +240,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
 // connected runs OnConnected on the read goroutine, before any other record
 // of the connection is handled.
 func (c *conn) connected() error {
-	fn := c.hub.opts.OnConnected
+	fn := c.hub.onConnected
 	if fn == nil {
 		c.connectedOK = true
 		return nil
