@@ -143,6 +143,12 @@ type conn struct {
 	hsTimer     *time.Timer   // handshake timeout; read goroutine only
 	readFail    *closeRequest // why the read loop gave up; read goroutine only
 
+	// rmu guards replies: the server's invocations waiting for the client's
+	// answer (InvokeConnection).
+	rmu       sync.Mutex
+	replies   map[string]chan clientReply
+	nextReply uint64
+
 	// jmu guards jobs and workers: invocations waiting for a worker
 	// goroutine, and how many workers run (see dispatch.go).
 	jmu         sync.Mutex

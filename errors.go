@@ -70,6 +70,10 @@ var (
 	// limits are answered 429 or 503 before that).
 	ErrTooManyConnections = errors.New("signalhub: too many connections")
 
+	// ErrClientDisconnected is returned by InvokeConnection when the
+	// connection ended before it answered.
+	ErrClientDisconnected = errors.New("signalhub: connection ended before it answered")
+
 	// ErrProtocol is the cause given to OnDisconnected for a connection that
 	// broke the hub protocol (bad handshake, malformed record, binary data
 	// on a text protocol).

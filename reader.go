@@ -312,12 +312,13 @@ func (c *conn) handleRecord(rec []byte) error {
 		return c.submit(&m)
 	case protocol.TypeStreamInvocation:
 		c.complete(m.InvocationID, nil, fmt.Sprintf("Failed to invoke '%s': streaming methods are not supported by this server.", m.Target))
+	case protocol.TypeCompletion:
+		c.deliverReply(&m) // handled here, so that a waiting hub method gets it
 	case protocol.TypeClose:
 		return errClientClose
 	default:
 		// Ping only refreshes lastRecv. CancelInvocation (no stream runs
-		// to cancel), completions and stream items for calls this server
-		// never made, Ack and Sequence without stateful
+		// to cancel), stream items for calls this server never made, Ack and Sequence without stateful
 		// reconnect, and unknown types are ignored, as ASP.NET Core does.
 	}
 	return nil
