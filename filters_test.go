@@ -169,4 +169,3 @@ func TestFilterRefusesConnection(t *testing.T) {
 	default:
 	}
 }
-

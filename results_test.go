@@ -99,4 +99,3 @@ func TestInvokeConnectionEnds(t *testing.T) {
 	require.NoError(t, hub.DisconnectUser(context.Background(), "other", "bye"))
 	assert.ErrorIs(t, <-errc, signalhub.ErrClientDisconnected)
 }
-
