@@ -80,20 +80,17 @@ func New(opts *Options) (*Hub, error) {
 		tokens:  make(map[string]*tokenEntry),
 		serving: make(map[*conn]struct{}),
 	}
+	wrapsConnected, wrapsDisconnected := o.OnConnected != nil, o.OnDisconnected != nil
 	for _, f := range o.Filters {
 		h.invokeFiltered = h.invokeFiltered || f.Invoke != nil
-		if f.OnConnected != nil {
-			h.onConnected = h.connectedChain()
-		}
-		if f.OnDisconnected != nil {
-			h.onDisconnected = h.disconnectedChain()
-		}
+		wrapsConnected = wrapsConnected || f.OnConnected != nil
+		wrapsDisconnected = wrapsDisconnected || f.OnDisconnected != nil
 	}
-	if h.onConnected == nil && o.OnConnected != nil {
-		h.onConnected = o.OnConnected
+	if wrapsConnected {
+		h.onConnected = h.connectedChain()
 	}
-	if h.onDisconnected == nil && o.OnDisconnected != nil {
-		h.onDisconnected = o.OnDisconnected
+	if wrapsDisconnected {
+		h.onDisconnected = h.disconnectedChain()
 	}
 	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
 	if o.Backplane != nil {
@@ -266,12 +263,12 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 			return fmt.Errorf("signalhub: send %s: %w", target, ErrEmptyName)
 		}
 	case toUser, toGroup:
-		if err := h.checkName(a.kind, a.name); err != nil {
+		if err := h.checkAudienceName(a.kind, a.name); err != nil {
 			return fmt.Errorf("signalhub: send %s: %w", target, err)
 		}
 	case toConnections, toUsers, toGroups:
 		for _, n := range a.names {
-			if err := h.checkName(a.kind, n); err != nil {
+			if err := h.checkAudienceName(a.kind, n); err != nil {
 				return fmt.Errorf("signalhub: send %s: %w", target, err)
 			}
 		}
@@ -298,10 +295,10 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 	return nil
 }
 
-// checkName checks a name of an audience of the kind: non-empty for
+// checkAudienceName checks a name of an audience of the kind: non-empty for
 // connection IDs, and within the limits of Options.MaxGroupNameLength and
 // Options.MaxUserIDLength for groups and users.
-func (h *Hub) checkName(kind audienceKind, name string) error {
+func (h *Hub) checkAudienceName(kind audienceKind, name string) error {
 	if name == "" {
 		return ErrEmptyName
 	}
