@@ -260,9 +260,10 @@ func TestAuthExpiryClosesConnection(t *testing.T) {
 	f := newFixture(t, &signalhub.Options{Methods: testMethods()}, expiringClaims)
 	short := f.Dial(t, dialOptions{Query: url.Values{"user": {"short"}, "ttl": {"300ms"}}})
 	long := f.Dial(t, dialOptions{Query: url.Values{"user": {"long"}, "ttl": {"1h"}}})
-	short.ExpectResult(t, "3", "Add", 1, 2)
 
 	// The expiry closes the connection by itself: nothing is sent to it.
+	// (Nothing is invoked on it first: on a loaded machine 300 ms may be
+	// over before an invocation is answered.)
 	m, _ := short.ExpectClose(t)
 	assert.Equal(t, "Connection closed with an error. The connection's authentication expired; reconnect with a new access token.", m.Error)
 	assert.True(t, m.AllowReconnect, "a client may come back with a new token")
