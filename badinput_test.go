@@ -650,7 +650,7 @@ func badInputCases() []badInputCase {
 		{
 			name: "StreamInvocation",
 			act:  records(`{"type":4,"invocationId":"1","target":"Echo","arguments":["x"]}`),
-			want: completions(failed("1", "Failed to invoke 'Echo': streaming methods are not supported by this server.")),
+			want: completions(failed("1", "The client attempted to invoke the non-streaming 'Echo' method with a streaming invocation.")),
 		},
 		{
 			name: "Ack and Sequence without stateful reconnect",

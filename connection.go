@@ -107,6 +107,9 @@ type conn struct {
 	refused int     // invocations refused since the last one accepted
 	hctx    Context // the hub-method view of this connection
 
+	imu   sync.Mutex  // guards items
+	items map[any]any // Context.Get and Set
+
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelCauseFunc
 	// mctx is the hub methods' and hooks' view of ctx (Context.Context),
@@ -143,6 +146,18 @@ type conn struct {
 	hsTimer     *time.Timer   // handshake timeout; read goroutine only
 	readFail    *closeRequest // why the read loop gave up; read goroutine only
 
+	// smu guards the open streams (streams.go): cancel functions of
+	// streams to the client by invocation ID, and streams from the client
+	// by stream ID.
+	smu     sync.Mutex
+	streams map[string]context.CancelCauseFunc
+	uploads map[string]*upload
+
+	// space, when not nil, is closed when the writer takes the queue or
+	// the connection starts closing: stream producers wait on it for room
+	// in the queue. qmu guards it.
+	space chan struct{}
+
 	// rmu guards replies: the server's invocations waiting for the client's
 	// answer (InvokeConnection).
 	rmu       sync.Mutex
@@ -154,7 +169,8 @@ type conn struct {
 	jmu         sync.Mutex
 	jobs        []*protocol.Message
 	workers     int
-	busy        int            // workers running an invocation
+	busy        int            // workers running an invocation, and open streams
+	openStreams int            // streaming invocations running (streams.go)
 	draining    bool           // Shutdown: run what was accepted, refuse the rest, then close
 	jobWake     chan struct{}  // capacity 1: a job arrived for an idle worker
 	invocations sync.WaitGroup // worker goroutines
@@ -236,7 +252,51 @@ func (c *conn) markClosingLocked(r closeRequest) bool {
 		return false
 	}
 	c.closing, c.closeReq = true, r
+	c.wakeProducersLocked()
 	return true
+}
+
+// wakeProducersLocked wakes the stream producers waiting for room in the
+// queue (enqueueWait). The caller holds qmu.
+func (c *conn) wakeProducersLocked() {
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+}
+
+// enqueueWait hands a stream's record to the writer, waiting while the
+// queue is more than half full, so that a stream that produces faster than
+// the client reads slows down instead of closing the connection as a slow
+// consumer; the other half stays for everything else sent to it. It
+// returns ErrClientDisconnected when the connection closes first, and
+// ctx's cause when ctx ends first.
+func (c *conn) enqueueWait(ctx context.Context, rec []byte) error {
+	opts := &c.hub.opts
+	for {
+		c.qmu.Lock()
+		if c.closing {
+			c.qmu.Unlock()
+			return ErrClientDisconnected
+		}
+		if len(c.queue) == 0 || (len(c.queue) < opts.SendQueueLength/2 && c.qbytes+len(rec) <= opts.SendQueueBytes/2) {
+			c.queue = append(c.queue, rec)
+			c.qbytes += len(rec)
+			c.kickLocked()
+			c.qmu.Unlock()
+			return nil
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space := c.space
+		c.qmu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // enqueue hands a record to the writer without blocking. It reports false
@@ -318,6 +378,7 @@ func (c *conn) take() (batch [][]byte, closing bool, r closeRequest) {
 		batch, c.queue = c.queue, c.spare[:0]
 		c.spare = nil
 		c.qbytes = 0
+		c.wakeProducersLocked()
 	}
 	return batch, c.closing, c.closeReq
 }
@@ -399,6 +460,8 @@ func (c *conn) finish(ws *websocket.Conn, registered bool, readErr error) {
 	if c.expTimer != nil {
 		c.expTimer.Stop()
 	}
+	// No more stream items will come: methods reading them see the end.
+	c.endUploads()
 	if f := c.readFail; f != nil {
 		if f.abandon {
 			c.cancel(f.cause)

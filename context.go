@@ -2,20 +2,18 @@ package signalhub
 
 import (
 	"context"
-	"sync"
 
 	"github.com/coder/websocket"
 )
 
 // Context is a connection as its hub methods and hooks see it: who is
 // calling, a store for per-connection state, and audiences relative to the
-// caller. One Context lives as long as its connection; it is safe for
-// concurrent use.
+// caller. It is safe for concurrent use. A streaming invocation gets a
+// Context of its own, whose Context() also ends when the client cancels
+// the stream; everything else about it is the connection's.
 type Context struct {
 	conn *conn
-
-	mu    sync.Mutex // guards items
-	items map[any]any
+	ctx  context.Context // a streaming invocation's; nil: the connection's
 }
 
 // ConnectionID returns the public ID of the connection.
@@ -28,38 +26,48 @@ func (c *Context) UserID() string { return c.conn.userID }
 // Claims returns the connection's claims (nil when anonymous). Read-only.
 func (c *Context) Claims() Claims { return c.conn.claims }
 
-// Context returns a context that is cancelled when the connection ends.
-// Use it for work a hub method starts on behalf of the connection. In
-// OnDisconnected it is already done.
-func (c *Context) Context() context.Context { return c.conn.mctx }
+// Context returns a context that is cancelled when the connection ends or
+// the hub shuts down, and for a streaming invocation also when the client
+// cancels the stream or the method's stream ends. Use it for work a hub
+// method starts on behalf of the connection. In OnDisconnected it is
+// already done.
+func (c *Context) Context() context.Context {
+	if c.ctx != nil {
+		return c.ctx
+	}
+	return c.conn.mctx
+}
 
 // Hub returns the hub the connection belongs to.
 func (c *Context) Hub() *Hub { return c.conn.hub }
 
 // Get returns the value stored under key in the connection's item store.
 func (c *Context) Get(key any) (any, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.items[key]
+	cn := c.conn
+	cn.imu.Lock()
+	defer cn.imu.Unlock()
+	v, ok := cn.items[key]
 	return v, ok
 }
 
 // Set stores value under key in the connection's item store. The store
 // lives and dies with the connection.
 func (c *Context) Set(key, value any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.items == nil {
-		c.items = make(map[any]any)
+	cn := c.conn
+	cn.imu.Lock()
+	defer cn.imu.Unlock()
+	if cn.items == nil {
+		cn.items = make(map[any]any)
 	}
-	c.items[key] = value
+	cn.items[key] = value
 }
 
 // Delete removes key from the connection's item store.
 func (c *Context) Delete(key any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.items, key)
+	cn := c.conn
+	cn.imu.Lock()
+	defer cn.imu.Unlock()
+	delete(cn.items, key)
 }
 
 // Caller is the calling connection alone.

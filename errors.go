@@ -71,8 +71,13 @@ var (
 	ErrTooManyConnections = errors.New("signalhub: too many connections")
 
 	// ErrClientDisconnected is returned by InvokeConnection when the
-	// connection ended before it answered.
+	// connection ended before it answered, and ends a stream from the
+	// client whose connection ended before the stream did.
 	ErrClientDisconnected = errors.New("signalhub: connection ended before it answered")
+
+	// ErrBadStreamItem ends a stream from the client that sent an item
+	// which does not decode into the stream's item type.
+	ErrBadStreamItem = errors.New("signalhub: stream item does not fit the stream's item type")
 
 	// ErrProtocol is the cause given to OnDisconnected for a connection that
 	// broke the hub protocol (bad handshake, malformed record, binary data

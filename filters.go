@@ -46,8 +46,8 @@ type Filter struct {
 }
 
 // invokeFilters runs the invocation of m with the decoded arguments in
-// (after the *Context) through Options.Filters.
-func (c *conn) invokeFilters(m *method, in []reflect.Value) (result any, err error) {
+// (after the *Context) through Options.Filters, with cx as the Context.
+func (c *conn) invokeFilters(cx *Context, m *method, in []reflect.Value) (result any, err error) {
 	inv := &Invocation{Method: m.name, Args: make([]any, len(in)-1)}
 	for i, v := range in[1:] {
 		inv.Args[i] = v.Interface()
@@ -81,7 +81,7 @@ func (c *conn) invokeFilters(m *method, in []reflect.Value) (result any, err err
 	}
 	err = c.hub.callHook(c, "hub filter", func() error {
 		var ferr error
-		result, ferr = next(&c.hctx, inv)
+		result, ferr = next(cx, inv)
 		return ferr
 	})
 	return result, err

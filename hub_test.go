@@ -760,29 +760,6 @@ func TestInvokeMethodNamesAreCaseInsensitive(t *testing.T) {
 	c.ExpectError(t, "Failed to invoke 'ech0' due to an error on the server. HubException: Method does not exist.", "ech0", "x")
 }
 
-func TestStreamingIsRefused(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, methodsOpts())
-	c := f.Dial(t, dialOptions{})
-	ctx := waitCtx(t)
-
-	require.NoError(t, c.SendRecords(ctx, `{"type":4,"invocationId":"s1","target":"Echo","arguments":["x"]}`))
-	m := c.ExpectNext(t)
-	assert.Equal(t, protocol.TypeCompletion, m.Type)
-	assert.Equal(t, "s1", m.InvocationID)
-	assert.Nil(t, m.Result)
-	assert.NotEmpty(t, m.Error)
-	assert.Contains(t, m.Error, "Echo")
-
-	require.NoError(t, c.SendRecords(ctx, `{"type":1,"invocationId":"u1","target":"Echo","arguments":["x"],"streamIds":["7"]}`))
-	m = c.ExpectNext(t)
-	assert.Equal(t, "u1", m.InvocationID)
-	assert.Equal(t, "An unexpected error occurred invoking 'Echo' on the server. HubException: Client sent 1 stream(s), Hub method expects 0.", m.Error)
-
-	require.NoError(t, c.SendRecords(ctx, `{"type":5,"invocationId":"s1"}`))
-	c.ExpectResult(t, `"open"`, "Echo", "open")
-}
-
 func TestIgnoredMessages(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, methodsOpts())

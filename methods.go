@@ -16,10 +16,25 @@ import (
 type method struct {
 	name   string
 	fn     reflect.Value
-	params []reflect.Type // the client-supplied parameters, after *Context
+	params []reflect.Type // the parameters after *Context
 	result bool           // returns a value
 	errOut bool           // returns an error (last)
+
+	// stream says how the result streams to the client (streamNone for a
+	// method whose result is one value).
+	stream streamKind
+	// uploads are the indexes in params of the streams from the client;
+	// the client sends the other parameters as arguments.
+	uploads []int
 }
+
+// args is how many arguments the client sends: the parameters that are
+// not streams from the client.
+func (m *method) args() int { return len(m.params) - len(m.uploads) }
+
+// streaming reports whether invocations of m run as streams (streams.go):
+// the result streams to the client, or the client streams to it.
+func (m *method) streaming() bool { return m.stream != streamNone || len(m.uploads) > 0 }
 
 var (
 	contextPtrType = reflect.TypeFor[*Context]()
@@ -47,7 +62,14 @@ func newMethod(name string, fn any) (*method, error) {
 	}
 	m := &method{name: name, fn: v}
 	for i := 1; i < t.NumIn(); i++ {
-		m.params = append(m.params, t.In(i))
+		p := t.In(i)
+		if k, _ := uploadKindOf(p); k != streamNone {
+			m.uploads = append(m.uploads, i-1)
+		} else if p.Kind() == reflect.Chan || p.Kind() == reflect.Func {
+			return nil, fmt.Errorf("signalhub: method %q: parameter %d (%s) can be neither sent as JSON nor streamed: "+
+				"a stream from the client is a <-chan T or an iter.Seq2[T, error]", name, i, p)
+		}
+		m.params = append(m.params, p)
 	}
 	switch t.NumOut() {
 	case 0:
@@ -64,6 +86,13 @@ func newMethod(name string, fn any) (*method, error) {
 		m.result, m.errOut = true, true
 	default:
 		return nil, fmt.Errorf("signalhub: method %q: at most two results (value, error)", name)
+	}
+	if m.result {
+		m.stream = streamKindOf(t.Out(0))
+		if m.stream == streamNone && (t.Out(0).Kind() == reflect.Chan || t.Out(0).Kind() == reflect.Func) {
+			return nil, fmt.Errorf("signalhub: method %q: result %s can be neither sent as JSON nor streamed: "+
+				"a stream to the client is a <-chan T, an iter.Seq[T] or an iter.Seq2[T, error]", name, t.Out(0))
+		}
 	}
 	return m, nil
 }
@@ -103,15 +132,16 @@ func (e HubError) Error() string { return e.Message }
 // Completion error texts, as ASP.NET Core words them so that clients see
 // the same messages from either server.
 const (
-	errInvokeFailed     = "Failed to invoke '%s' due to an error on the server."
-	errUnexpected       = "An unexpected error occurred invoking '%s' on the server."
-	detailNoMethod      = " HubException: Method does not exist."
-	detailArgCount      = " InvalidDataException: Invocation provides %d argument(s) but target expects %d."
-	detailArgBinding    = " InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked."
-	detailStreamsRefuse = " HubException: Client sent %d stream(s), Hub method expects 0."
+	errInvokeFailed   = "Failed to invoke '%s' due to an error on the server."
+	errUnexpected     = "An unexpected error occurred invoking '%s' on the server."
+	detailNoMethod    = " HubException: Method does not exist."
+	detailArgCount    = " InvalidDataException: Invocation provides %d argument(s) but target expects %d."
+	detailArgBinding  = " InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked."
+	detailStreamCount = " HubException: Client sent %d stream(s), Hub method expects %d."
 )
 
-// invoke runs one Invocation message and sends its Completion.
+// invoke runs one Invocation message and sends its Completion. Streaming
+// invocations never get here: the read loop starts them (streams.go).
 func (c *conn) invoke(msg *protocol.Message) {
 	h := c.hub
 	m := h.methods[strings.ToLower(msg.Target)]
@@ -119,56 +149,83 @@ func (c *conn) invoke(msg *protocol.Message) {
 		c.complete(msg.InvocationID, nil, fmt.Sprintf(errInvokeFailed, msg.Target)+detailNoMethod)
 		return
 	}
-	if len(msg.StreamIDs) > 0 {
-		c.complete(msg.InvocationID, nil, fmt.Sprintf(errUnexpected, msg.Target)+fmt.Sprintf(detailStreamsRefuse, len(msg.StreamIDs)))
+	if m.streaming() {
+		c.complete(msg.InvocationID, nil, m.mismatch(msg))
 		return
 	}
-	if len(msg.Arguments) != len(m.params) {
-		text := fmt.Sprintf(errInvokeFailed, msg.Target)
-		if h.opts.DetailedErrors {
-			text += fmt.Sprintf(detailArgCount, len(msg.Arguments), len(m.params))
-		}
+	in, text := c.bindArgs(&c.hctx, m, msg)
+	if text != "" {
 		c.complete(msg.InvocationID, nil, text)
 		return
 	}
-	in := make([]reflect.Value, 1+len(m.params))
-	in[0] = reflect.ValueOf(&c.hctx)
-	for i, t := range m.params {
-		p := reflect.New(t)
-		if err := json.Unmarshal(msg.Arguments[i], p.Interface()); err != nil {
-			text := fmt.Sprintf(errInvokeFailed, msg.Target)
-			if h.opts.DetailedErrors {
-				text += detailArgBinding
-			}
-			c.complete(msg.InvocationID, nil, text)
-			return
-		}
-		in[i+1] = p.Elem()
-	}
-
-	var res any
-	hasResult := m.result
-	if h.invokeFiltered {
-		res, err := c.invokeFilters(m, in)
-		if err != nil {
-			c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))
-			c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))
-			return
-		}
-		c.completeResult(msg, m, res, hasResult || res != nil)
-		return
-	}
-	out, err := c.call(m, in)
-
+	res, err := c.run(&c.hctx, m, in)
 	if err != nil {
 		c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))
 		c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))
 		return
 	}
-	if hasResult {
-		res = out[0].Interface()
+	c.completeResult(msg, m, res, m.result || res != nil)
+}
+
+// mismatch is the error text for an invocation whose kind (plain or
+// streaming, with or without streams from the client) does not fit m, or
+// "" when it fits.
+func (m *method) mismatch(msg *protocol.Message) string {
+	switch {
+	case msg.Type == protocol.TypeStreamInvocation && m.stream == streamNone:
+		return fmt.Sprintf("The client attempted to invoke the non-streaming '%s' method with a streaming invocation.", msg.Target)
+	case msg.Type == protocol.TypeInvocation && m.stream != streamNone:
+		return fmt.Sprintf("The client attempted to invoke the streaming '%s' method with a non-streaming invocation.", msg.Target)
+	case len(msg.StreamIDs) != len(m.uploads):
+		return fmt.Sprintf(errUnexpected, msg.Target) + fmt.Sprintf(detailStreamCount, len(msg.StreamIDs), len(m.uploads))
 	}
-	c.completeResult(msg, m, res, hasResult)
+	return ""
+}
+
+// bindArgs decodes msg's arguments into m's parameters, after cx; the
+// slots of streams from the client are left for the caller. A non-empty
+// text is the error for the client when the arguments do not fit.
+func (c *conn) bindArgs(cx *Context, m *method, msg *protocol.Message) (in []reflect.Value, text string) {
+	if len(msg.Arguments) != m.args() {
+		text = fmt.Sprintf(errInvokeFailed, msg.Target)
+		if c.hub.opts.DetailedErrors {
+			text += fmt.Sprintf(detailArgCount, len(msg.Arguments), m.args())
+		}
+		return nil, text
+	}
+	in = make([]reflect.Value, 1+len(m.params))
+	in[0] = reflect.ValueOf(cx)
+	arg, up := 0, 0
+	for i, t := range m.params {
+		if up < len(m.uploads) && m.uploads[up] == i {
+			up++
+			continue
+		}
+		p := reflect.New(t)
+		if err := json.Unmarshal(msg.Arguments[arg], p.Interface()); err != nil {
+			text = fmt.Sprintf(errInvokeFailed, msg.Target)
+			if c.hub.opts.DetailedErrors {
+				text += detailArgBinding
+			}
+			return nil, text
+		}
+		arg++
+		in[i+1] = p.Elem()
+	}
+	return in, ""
+}
+
+// run calls m with in, through the filters when there are any, and returns
+// its result (nil when it has none) and error.
+func (c *conn) run(cx *Context, m *method, in []reflect.Value) (any, error) {
+	if c.hub.invokeFiltered {
+		return c.invokeFilters(cx, m, in)
+	}
+	out, err := c.call(m, in)
+	if err != nil || !m.result {
+		return nil, err
+	}
+	return out[0].Interface(), nil
 }
 
 // completeResult sends the Completion of a successful invocation, with res

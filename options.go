@@ -129,6 +129,19 @@ type Options struct {
 	// Defaults to 256.
 	MaxPendingInvocations int
 
+	// MaxStreams is how many streaming invocations of one connection may
+	// be open at once: methods that stream results to the client and
+	// methods that take streams from it. They run beside the invocations
+	// counted by MaxParallelInvocations. One more is refused with an error
+	// Completion. Defaults to 32.
+	MaxStreams int
+
+	// StreamBufferCapacity is how many items of one client-to-server
+	// stream wait for the hub method to take them. When it is full the
+	// connection stops reading until the method catches up, which pushes
+	// back on the client. Defaults to 10, as in ASP.NET Core.
+	StreamBufferCapacity int
+
 	// MaxConnections bounds how many connections the hub holds at once,
 	// counting those still in their handshake. Beyond it negotiate and
 	// connect are answered 503. Defaults to no
@@ -255,6 +268,8 @@ func (o *Options) withDefaults() (Options, error) {
 		{"MaxMessageSize", &c.MaxMessageSize, 32 << 10},
 		{"MaxParallelInvocations", &c.MaxParallelInvocations, 1},
 		{"MaxPendingInvocations", &c.MaxPendingInvocations, 256},
+		{"MaxStreams", &c.MaxStreams, 32},
+		{"StreamBufferCapacity", &c.StreamBufferCapacity, 10},
 		{"SendQueueLength", &c.SendQueueLength, 1024},
 		{"SendQueueBytes", &c.SendQueueBytes, 1 << 20},
 		{"MaxGroupNameLength", &c.MaxGroupNameLength, 256},

@@ -309,17 +309,28 @@ func (c *conn) handleRecord(rec []byte) error {
 	}
 	switch m.Type {
 	case protocol.TypeInvocation:
+		if len(m.StreamIDs) > 0 {
+			c.startStream(&m)
+			return nil
+		}
 		return c.submit(&m)
 	case protocol.TypeStreamInvocation:
-		c.complete(m.InvocationID, nil, fmt.Sprintf("Failed to invoke '%s': streaming methods are not supported by this server.", m.Target))
+		c.startStream(&m)
+	case protocol.TypeStreamItem:
+		c.streamItem(&m)
 	case protocol.TypeCompletion:
-		c.deliverReply(&m) // handled here, so that a waiting hub method gets it
+		// Handled here, so that a waiting hub method gets it: the end of
+		// a stream from the client, or a client result.
+		if !c.streamCompletion(&m) {
+			c.deliverReply(&m)
+		}
+	case protocol.TypeCancelInvocation:
+		c.cancelStream(m.InvocationID)
 	case protocol.TypeClose:
 		return errClientClose
 	default:
-		// Ping only refreshes lastRecv. CancelInvocation (no stream runs
-		// to cancel), stream items for calls this server never made, Ack and Sequence without stateful
-		// reconnect, and unknown types are ignored, as ASP.NET Core does.
+		// Ping only refreshes lastRecv. Ack and Sequence without stateful
+		// reconnect, and unknown types, are ignored, as ASP.NET Core does.
 	}
 	return nil
 }

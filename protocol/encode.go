@@ -126,6 +126,27 @@ func AppendCompletion(dst []byte, invocationID string, result []byte) []byte {
 	return append(dst, '}', RecordSeparator)
 }
 
+// AppendStreamItem appends a StreamItem record carrying item, a JSON value.
+func AppendStreamItem(dst []byte, invocationID string, item []byte) []byte {
+	dst = append(dst, `{"type":2,"invocationId":`...)
+	dst = AppendString(dst, invocationID)
+	dst = append(dst, `,"item":`...)
+	if len(item) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, item...)
+	}
+	return append(dst, '}', RecordSeparator)
+}
+
+// AppendStreamCompletion appends the Completion that ends a stream without
+// an error: it carries no result.
+func AppendStreamCompletion(dst []byte, invocationID string) []byte {
+	dst = append(dst, `{"type":3,"invocationId":`...)
+	dst = AppendString(dst, invocationID)
+	return append(dst, '}', RecordSeparator)
+}
+
 // AppendCompletionError appends an error Completion record.
 func AppendCompletionError(dst []byte, invocationID, errMsg string) []byte {
 	dst = append(dst, `{"type":3,"invocationId":`...)

@@ -143,6 +143,8 @@ func FuzzEncodeMessage(f *testing.F) {
 			fast = append(fast, AppendCompletionError(nil, id, text))
 		case m.Type == TypeCompletion && m.Result != nil:
 			fast = append(fast, AppendCompletion(nil, id, m.Result))
+		case m.Type == TypeStreamItem:
+			fast = append(fast, AppendStreamItem(nil, id, m.Item))
 		case m.Type == TypePing:
 			fast = append(fast, AppendPing(nil))
 		case m.Type == TypeClose:
