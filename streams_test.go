@@ -377,7 +377,7 @@ func TestStreamsBesideInvocations(t *testing.T) {
 		MaxStreams: 2,
 		Methods: map[string]any{
 			"Hold": holder(stopped),
-			"Echo":   func(c *signalhub.Context, s string) string { return s },
+			"Echo": func(c *signalhub.Context, s string) string { return s },
 		},
 	})
 	c := f.Dial(t, dialOptions{})
