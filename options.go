@@ -28,6 +28,22 @@ type Options struct {
 	//
 	//	"SendMessage": func(c *signalhub.Context, user, message string) error
 	//	"Add":         func(c *signalhub.Context, a, b int) int
+	//
+	// A method whose result is a <-chan T, an iter.Seq[T] or an
+	// iter.Seq2[T, error] streams: the client calls it with stream() and
+	// gets one item per value, until the channel is closed or the iterator
+	// returns; an error from an iter.Seq2 ends the stream with an error.
+	// The producer stops when Context().Context() ends, which a streaming
+	// invocation's does when the client cancels (disposes) the stream.
+	// A parameter of type <-chan T or iter.Seq2[T, error] is a stream from
+	// the client (a Subject in the JavaScript client): it is not among the
+	// arguments, and yields the client's items until the client completes
+	// the stream (an iter.Seq2 then yields the client's error, a
+	// *ClientError, if it ended it with one). Streaming invocations run
+	// beside the others (see MaxStreams).
+	//
+	//	"Ticks":  func(c *signalhub.Context, n int) iter.Seq[int]
+	//	"Upload": func(c *signalhub.Context, name string, chunks <-chan []byte) error
 	Methods map[string]any
 
 	// OnConnected runs once per connection, after the handshake and after
