@@ -62,6 +62,9 @@ type cluster struct {
 	live       map[string]time.Time // other nodes, by when they were last heard
 	// nodesChanged is closed and replaced when live gains or loses a node.
 	nodesChanged chan struct{}
+
+	// remoteSlots bounds the client invocations run for other nodes.
+	remoteSlots chan struct{}
 }
 
 // startCluster starts the backplane and the node's fixed subscriptions.
@@ -82,6 +85,7 @@ func (h *Hub) startCluster(bp backplane.Backplane, nodeID string) error {
 		stop: make(chan struct{}), heartbeatDone: make(chan struct{}),
 		subscribed: make(map[string]bool), retry: make(map[string]bool), pending: make(map[uint64]chan reply),
 		live: make(map[string]time.Time), nodesChanged: make(chan struct{}),
+		remoteSlots: make(chan struct{}, maxRemoteInvocations),
 	}
 	for i := range h.cl.stripes {
 		h.cl.stripes[i] = make(chan struct{}, 1)
@@ -335,6 +339,28 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 			default: // more answers than asked for
 			}
 		}
+	case backplane.ClientInvocation:
+		if len(m.Names) != 3 {
+			return
+		}
+		select {
+		case h.cl.remoteSlots <- struct{}{}:
+		default:
+			h.replyTo(m, append([]byte{replyFailed}, "too many client invocations waiting on the connection's node"...))
+			return
+		}
+		h.mu.Lock()
+		closed := h.closed
+		if !closed {
+			h.wg.Add(1)
+		}
+		h.mu.Unlock()
+		if closed {
+			<-h.cl.remoteSlots
+			h.replyTo(m, []byte{replyDisconnected})
+			return
+		}
+		go h.answerClientInvocation(m)
 	case backplane.Query:
 		if len(m.Names) < 2 {
 			return

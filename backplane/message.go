@@ -12,7 +12,7 @@ import (
 type Kind uint8
 
 // The kinds of Message. The zero Kind is invalid, so that a Message whose
-// Kind was forgotten does not encode. Values above Query are
+// Kind was forgotten does not encode. Values above ClientInvocation are
 // reserved for later kinds; they decode without error so that nodes of
 // different versions can share a cluster, and receivers ignore the kinds
 // they do not know (see Kind.Known).
@@ -39,15 +39,23 @@ const (
 	// with a Reply whose Payload holds its share, so the asker knows when
 	// every node has answered.
 	Query
+	// ClientInvocation asks the node holding connection Names[0] to
+	// invoke its client's method Names[1] with Payload, the encoded
+	// arguments array, and to wait for the client's answer (a client
+	// result) for at most Names[2] milliseconds ("" for as long as the
+	// connection lives). It Replies with ID when the answer comes; the
+	// hub defines the Reply's Payload.
+	ClientInvocation
 )
 
 var kindNames = [...]string{
-	Invocation:      "Invocation",
-	AddToGroup:      "AddToGroup",
-	RemoveFromGroup: "RemoveFromGroup",
-	Reply:           "Reply",
-	Heartbeat:       "Heartbeat",
-	Query:           "Query",
+	Invocation:       "Invocation",
+	AddToGroup:       "AddToGroup",
+	RemoveFromGroup:  "RemoveFromGroup",
+	Reply:            "Reply",
+	Heartbeat:        "Heartbeat",
+	Query:            "Query",
+	ClientInvocation: "ClientInvocation",
 }
 
 // String returns the kind's name, or "Kind(N)" for a kind this version
@@ -61,7 +69,7 @@ func (k Kind) String() string {
 
 // Known reports whether k is one of the kinds this version defines.
 func (k Kind) Known() bool {
-	return k >= Invocation && k <= Query
+	return k >= Invocation && k <= ClientInvocation
 }
 
 // Message is what a hub publishes on the backplane. Which fields are

@@ -37,6 +37,7 @@ func sampleMessages() []struct {
 		{"reply with error", backplane.Message{Origin: "n1", Kind: backplane.Reply, ID: math.MaxUint64, Payload: []byte("connection not found")}},
 		{"heartbeat", backplane.Message{Origin: "n1", Kind: backplane.Heartbeat}},
 		{"query", backplane.Message{Origin: "n1", Kind: backplane.Query, ID: 9, Names: []string{"user-count", "alice"}}},
+		{"client invocation", backplane.Message{Origin: "n1", Kind: backplane.ClientInvocation, ID: 10, Names: []string{"n2.abc", "Ask", "5000"}, Payload: []byte(`["sure?"]`)}},
 		{"unknown kind", backplane.Message{Origin: "n9", Kind: 200, ID: 3, Payload: []byte("future")}},
 		{"binary strings", backplane.Message{
 			Origin: "\x00\xff", Kind: backplane.Invocation, Names: []string{"", "\x80", strings.Repeat("x", 300)},
@@ -190,17 +191,18 @@ func TestMessageAllocations(t *testing.T) {
 func TestKind(t *testing.T) {
 	t.Parallel()
 	for k, want := range map[backplane.Kind]string{
-		backplane.Invocation:      "Invocation",
-		backplane.AddToGroup:      "AddToGroup",
-		backplane.RemoveFromGroup: "RemoveFromGroup",
-		backplane.Reply:           "Reply",
-		backplane.Heartbeat:       "Heartbeat",
-		backplane.Query:           "Query",
+		backplane.Invocation:       "Invocation",
+		backplane.AddToGroup:       "AddToGroup",
+		backplane.RemoveFromGroup:  "RemoveFromGroup",
+		backplane.Reply:            "Reply",
+		backplane.Heartbeat:        "Heartbeat",
+		backplane.Query:            "Query",
+		backplane.ClientInvocation: "ClientInvocation",
 	} {
 		assert.Equal(t, want, k.String())
 		assert.True(t, k.Known(), want)
 	}
-	for _, k := range []backplane.Kind{0, backplane.Query + 1, 255} {
+	for _, k := range []backplane.Kind{0, backplane.ClientInvocation + 1, 255} {
 		assert.False(t, k.Known(), k)
 	}
 	assert.Equal(t, "Kind(0)", backplane.Kind(0).String())
