@@ -33,7 +33,7 @@ const STOP_TIMEOUT_MS = 10_000; // SIGTERM to exit, then SIGKILL
 const RECONNECT_TIMEOUT_MS = 45_000;
 
 const missingChromium = existsSync(CHROMIUM) ? null : `Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`;
-const skip = missingChromium && !IN_CI ? `SKIP browser test: ${missingChromium}` : false;
+const skip = missingChromium && !IN_CI ? `browser test: ${missingChromium}` : false;
 
 // Chromium switches that keep it from reaching outside this machine:
 // playwright-core already passes most of them; they are listed so that
