@@ -61,7 +61,8 @@ const CHROMIUM_ARGS = [
 // it can be stopped and started again where the pages expect it.
 class ChatProcess {
   constructor(bin, addr, jwtKey) {
-    Object.assign(this, { bin, addr, jwtKey, child: null, output: "" });
+    Object.assign(this, { bin, addr, jwtKey, child: null, output: "", crashed: null });
+    process.on("exit", () => this.child?.kill("SIGKILL"));
   }
 
   // Resolves once the server logged that it listens, which it does after
@@ -72,16 +73,22 @@ class ChatProcess {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
+    child.stopping = false;
     child.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    child.exited.then(({ code, signal }) => {
+      if (!child.stopping) this.crashed ??= `exited on its own (code ${code}, signal ${signal})`;
+    });
+    let mine = ""; // this process's output, for its "chat listening"
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`not listening after ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       const fail = (err) => {
         clearTimeout(timer);
-        reject(new Error(`chat server on ${this.addr}: ${err.message}\n--- server output ---\n${this.output}`));
+        reject(new Error(`chat server on ${this.addr}: ${err.message}\n--- server output ---\n${mine}`));
       };
       const onData = (chunk) => {
         this.output = (this.output + chunk).slice(-64 * 1024);
-        if (this.output.includes("chat listening")) {
+        mine = (mine + chunk).slice(-64 * 1024);
+        if (mine.includes("chat listening")) {
           clearTimeout(timer);
           resolve();
         }
@@ -93,12 +100,12 @@ class ChatProcess {
       child.on("error", fail);
       child.exited.then(({ code, signal }) => fail(new Error(`exited (code ${code}, signal ${signal})`)));
     });
-    this.output = "";
   }
 
   async stop() {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.stopping = true;
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
     const { signal } = await child.exited;
@@ -147,6 +154,7 @@ after(async () => {
   await browser?.close();
   await server?.stop();
   if (binDir) await rm(binDir, { recursive: true, force: true });
+  if (server?.crashed) throw new Error(`the chat server ${server.crashed}\n--- server output ---\n${server.output}`);
 });
 
 // A browser context per user: separate cookies and storage, as two
