@@ -173,6 +173,8 @@ async function openPage(user) {
   page.on("console", (msg) => consoleLines.push(`${user} ${msg.type()}: ${msg.text()}`));
   await page.goto(`${baseUrl}/`);
   await waitForState(page, "disconnected");
+  assert.ok(await page.locator("#session").isHidden(), "no session shown before signing in");
+  assert.ok(await page.locator("#group-name").isDisabled(), "nothing to do before signing in");
   return page;
 }
 
@@ -408,6 +410,7 @@ test("the chat page in Chromium: sign-in, groups, private messages, reconnect", 
     await bob.getByRole("button", { name: "Sign out" }).click();
     await waitForState(bob, "disconnected");
     assert.ok(await bob.getByLabel("Your name").isVisible());
+    assert.ok(await bob.locator("#session").isHidden(), "the session goes away with the sign-out");
     assert.equal(await bob.locator("#groups li").count(), 0);
     assert.ok(await bob.locator("#error").isHidden(), "signing out is no error");
   });
