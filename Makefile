@@ -23,7 +23,7 @@ examples/chat/node_modules/@microsoft/signalr/package.json: examples/chat/packag
 	cd examples/chat && $(NPM) ci --no-audit --no-fund
 	@touch $@
 
-test: tools vet node-deps test-go fuzz-short test-e2e
+test: tools vet node-deps test-go fuzz-short test-e2e test-browser
 
 # The official client for the Node tests and for the Go interop test in e2e/.
 node-deps:
@@ -31,10 +31,11 @@ node-deps:
 		$(MAKE) --no-print-directory e2e-deps; \
 	fi
 
-# Node.js runs the end-to-end tests with the official client, and the Redis
-# engine's tests start their own redis-server (installed here when missing,
-# with apt-get as root). With CI set a missing tool fails the run; elsewhere
-# the tests that need it skip with a hint.
+# Node.js runs the end-to-end tests with the official client, the Redis
+# engine's tests start their own redis-server and the browser test drives
+# Debian's chromium (both installed here when missing, with apt-get as
+# root). With CI set a missing tool fails the run; elsewhere the tests that
+# need it skip with a hint.
 tools:
 	@command -v $(GO) >/dev/null || { echo "make test: Go is required: https://go.dev/doc/install"; exit 1; }
 	@if ! command -v redis-server >/dev/null; then \
@@ -43,6 +44,13 @@ tools:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null || exit 1; \
 		elif [ -n "$$CI" ]; then echo "make test: redis-server is required in CI (apt-get install redis-server)"; exit 1; \
 		else echo "make test: redis-server not found: the Redis engine tests will be skipped (apt-get install redis-server)"; fi; \
+	fi
+	@if ! command -v $(CHROMIUM) >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "make test: installing chromium"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || exit 1; \
+		elif [ -n "$$CI" ]; then echo "make test: chromium is required in CI (apt-get install chromium)"; exit 1; \
+		else echo "make test: chromium not found: the browser test will be skipped (apt-get install chromium)"; fi; \
 	fi
 	@if ! command -v node >/dev/null || ! command -v $(NPM) >/dev/null; then \
 		if [ -n "$$CI" ]; then echo "make test: node and npm are required in CI (apt-get install nodejs npm)"; exit 1; fi; \
@@ -70,6 +78,20 @@ test-e2e:
 	$(MAKE) --no-print-directory e2e-deps && \
 	$(GO) build -race -o $(BIN)/chat ./examples/chat && \
 	cd e2e && CHAT_BIN=$(BIN)/chat $(NPM) test
+
+# The chat page in headless Chromium, driven by playwright-core, with the
+# bundle make chat serves; screenshots go to e2e/artifacts/. Without
+# chromium the test skips with a hint (fails with CI set).
+.PHONY: test-browser
+CHROMIUM ?= chromium
+test-browser:
+	@if ! command -v node >/dev/null; then \
+		if [ -n "$$CI" ]; then exit 1; fi; \
+		echo "SKIP browser test: node not found (apt-get install nodejs npm)"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory e2e-deps chat-deps && \
+	$(GO) build -race -o $(BIN)/chat ./examples/chat && \
+	cd e2e && CHAT_BIN=$(BIN)/chat CHROMIUM_PATH="$$(command -v $(CHROMIUM))" node --test browser.test.mjs
 
 # bench/ is a nested module, so the library's go.mod never sees the
 # systems it is compared with; the servers and the generator are built into

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,7 +125,29 @@ func TestPageAndBundle(t *testing.T) {
 	assert.True(t, strings.HasPrefix(hdr.Get("Content-Type"), "text/html"))
 	assert.Contains(t, body, `<script src="/signalr.min.js"></script>`)
 
+	assert.NotContains(t, body, "innerHTML", "the page puts text in with textContent")
+
 	status, body, _ = get(t, srv.URL+"/signalr.min.js")
 	assert.Equal(t, http.StatusNotFound, status)
 	assert.Contains(t, body, "make chat", "the missing bundle says how to get it")
+}
+
+// The page calls hub methods by name in strings: each must exist.
+func TestPageCallsOnlyHubMethods(t *testing.T) {
+	t.Parallel()
+	_, srv := newTestServer(t, "")
+	_, page, _ := get(t, srv.URL+"/")
+	methods := map[string]bool{}
+	for name := range chatapp.Methods() {
+		methods[strings.ToLower(name)] = true
+	}
+	calls := regexp.MustCompile(`\b(?:invoke|call)\("(\w+)"`).FindAllStringSubmatch(page, -1)
+	called := map[string]bool{}
+	for _, m := range calls {
+		called[m[1]] = true
+		assert.True(t, methods[strings.ToLower(m[1])], "the page calls %s, which the hub does not have", m[1])
+	}
+	for _, want := range []string{"JoinGroup", "LeaveGroup", "SendGroupMessage", "SendPrivate"} {
+		assert.True(t, called[want], "the page calls %s", want)
+	}
 }

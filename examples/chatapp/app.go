@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -113,6 +114,46 @@ func Methods() map[string]any {
 			}
 			return c.Hub().SendToGroup(c.Context(), group, "ReceiveMessage", c.UserID(), message)
 		},
+		// The page's methods. They name the user rather than the
+		// connection and say which group or person a message is for, so
+		// the page can tell a group message from a private one.
+		"JoinGroup": func(c *signalhub.Context, group string) error {
+			if err := joinOrLeave(c, group, true); err != nil {
+				return err
+			}
+			return c.Hub().SendToGroup(c.Context(), group, "GroupJoined", group, c.UserID())
+		},
+		"LeaveGroup": func(c *signalhub.Context, group string) error {
+			if err := joinOrLeave(c, group, false); err != nil {
+				return err
+			}
+			return c.Hub().SendToGroup(c.Context(), group, "GroupLeft", group, c.UserID())
+		},
+		"SendGroupMessage": func(c *signalhub.Context, group, message string) error {
+			if group == "" {
+				return signalhub.HubError{Message: "group name is required"}
+			}
+			if !slices.Contains(c.Hub().ConnectionGroups(c.ConnectionID()), group) {
+				return signalhub.HubError{Message: "join the group " + group + " first"}
+			}
+			return c.Hub().SendToGroup(c.Context(), group, "GroupMessage", group, c.UserID(), message)
+		},
+		// SendPrivate reaches every connection of the recipient and of the
+		// sender, so each of the sender's pages shows what was sent.
+		"SendPrivate": func(c *signalhub.Context, user, message string) error {
+			if user == "" {
+				return signalhub.HubError{Message: "user is required"}
+			}
+			from := c.UserID()
+			if from == "" {
+				return signalhub.HubError{Message: "sign in to send private messages"}
+			}
+			to := []string{user}
+			if from != user {
+				to = append(to, from)
+			}
+			return c.Hub().SendToUsers(c.Context(), to, "PrivateMessage", from, user, message)
+		},
 		"WhoAmI": func(c *signalhub.Context) whoAmI {
 			w := whoAmI{ConnectionID: c.ConnectionID()}
 			if id := c.UserID(); id != "" {
@@ -133,10 +174,20 @@ func joinOrLeave(c *signalhub.Context, group string, join bool) error {
 		return signalhub.HubError{Message: "group name is required"}
 	}
 	hub := c.Hub()
+	var err error
 	if join {
-		return hub.AddToGroup(c.Context(), c.ConnectionID(), group)
+		err = hub.AddToGroup(c.Context(), c.ConnectionID(), group)
+	} else {
+		err = hub.RemoveFromGroup(c.Context(), c.ConnectionID(), group)
 	}
-	return hub.RemoveFromGroup(c.Context(), c.ConnectionID(), group)
+	// Say what the user can fix; other errors stay generic.
+	switch {
+	case errors.Is(err, signalhub.ErrInvalidName):
+		return signalhub.HubError{Message: "group name is too long or has characters that are not allowed"}
+	case errors.Is(err, signalhub.ErrTooManyGroups):
+		return signalhub.HubError{Message: "you are in too many groups: leave one first"}
+	}
+	return err
 }
 
 // serveToken issues a demo token: GET /token?user=NAME[&ttl=SECONDS].
