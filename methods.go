@@ -1,7 +1,6 @@
 package signalhub
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,7 +134,7 @@ func (c *conn) invoke(msg *protocol.Message) {
 	in[0] = reflect.ValueOf(&c.hctx)
 	for i, t := range m.params {
 		p := reflect.New(t)
-		if err := json.Unmarshal(msg.Arguments[i], p.Interface()); err != nil {
+		if err := c.proto.bind(msg.Arguments[i], p.Interface()); err != nil {
 			text := fmt.Sprintf(errInvokeFailed, msg.Target)
 			if h.opts.DetailedErrors {
 				text += detailArgBinding
@@ -180,7 +179,7 @@ func (c *conn) completeResult(msg *protocol.Message, m *method, res any, hasResu
 	var result []byte
 	if hasResult {
 		var err error
-		result, err = json.Marshal(res)
+		result, err = c.proto.marshal(res)
 		if err != nil {
 			c.hub.log.LogAttrs(c.ctx, slog.LevelError, "hub method result cannot be encoded",
 				slog.String("conn_id", c.id), slog.String("method", m.name), slog.Any("err", err))

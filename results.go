@@ -26,60 +26,78 @@ type clientReply struct {
 
 // InvokeConnection invokes target with args on one connection of this hub
 // and waits for the client's answer (a client result): the JSON value its
-// handler returned. It returns ctx's error when ctx ends first (bound every
-// call with a deadline), ErrClientDisconnected when the connection ends
-// first, a *ClientError when the client answered with an error, and
-// ErrConnectionNotFound for a connection this hub does not hold (client
-// results across the nodes of a cluster are not supported yet).
+// handler returned. A MessagePack client's answer is converted to JSON
+// (binary data becomes a base64 string, a timestamp an RFC 3339 string);
+// InvokeConnectionAs decodes it without that detour. It returns ctx's
+// error when ctx ends first (bound every call with a deadline),
+// ErrClientDisconnected when the connection ends first, a *ClientError
+// when the client answered with an error, and ErrConnectionNotFound for a
+// connection this hub does not hold (client results across the nodes of a
+// cluster are not supported yet).
 //
 // A hub method may call it for its own caller: the answer is read while
 // the method waits, even with one invocation at a time.
 func (h *Hub) InvokeConnection(ctx context.Context, connectionID, target string, args ...any) (json.RawMessage, error) {
-	if err := ctx.Err(); err != nil {
+	raw, p, err := h.invokeConnection(ctx, connectionID, target, args)
+	if err != nil {
 		return nil, err
 	}
+	j, err := p.toJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("signalhub: invoke %s: the answer has no JSON form: %w", target, err)
+	}
+	return j, nil
+}
+
+// invokeConnection is InvokeConnection returning the answer in the
+// encoding of the connection's protocol, which it returns too.
+func (h *Hub) invokeConnection(ctx context.Context, connectionID, target string, args []any) ([]byte, *hubProtocol, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	if connectionID == "" || target == "" {
-		return nil, fmt.Errorf("signalhub: invoke connection: %w", ErrEmptyName)
+		return nil, nil, fmt.Errorf("signalhub: invoke connection: %w", ErrEmptyName)
 	}
 	h.mu.RLock()
 	closed, c := h.closed, h.conns[connectionID]
 	h.mu.RUnlock()
 	if closed {
-		return nil, ErrHubClosed
+		return nil, nil, ErrHubClosed
 	}
 	if c == nil {
-		return nil, fmt.Errorf("signalhub: invoke %s on connection %q: %w", target, connectionID, ErrConnectionNotFound)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s on connection %q: %w", target, connectionID, ErrConnectionNotFound)
 	}
 	id, reply := c.awaitReply()
 	defer c.forgetReply(id)
-	rec, err := protocol.AppendInvocationArgs(make([]byte, 0, protocol.SizeHint(target, args)+len(id)+20), id, target, args)
+	rec, err := c.proto.appendInvocation(make([]byte, 0, protocol.SizeHint(target, args)+len(id)+20), id, target, args)
 	if err != nil {
-		return nil, fmt.Errorf("signalhub: invoke %s: %w", target, err)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s: %w", target, err)
 	}
 	if !c.enqueue(rec) {
-		return nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
 	}
 	select {
 	case r := <-reply:
 		if r.err != "" {
-			return nil, &ClientError{Message: r.err}
+			return nil, nil, &ClientError{Message: r.err}
 		}
-		return r.result, nil
+		return r.result, c.proto, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	case <-c.ctx.Done():
-		return nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
 	}
 }
 
-// InvokeConnectionAs is InvokeConnection with the answer decoded into T.
+// InvokeConnectionAs is InvokeConnection with the answer decoded into T
+// from the connection's protocol, JSON or MessagePack.
 func InvokeConnectionAs[T any](ctx context.Context, h *Hub, connectionID, target string, args ...any) (T, error) {
 	var v T
-	raw, err := h.InvokeConnection(ctx, connectionID, target, args...)
+	raw, p, err := h.invokeConnection(ctx, connectionID, target, args)
 	if err != nil {
 		return v, err
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := p.bind(raw, &v); err != nil {
 		return v, fmt.Errorf("signalhub: invoke %s: decoding the answer: %w", target, err)
 	}
 	return v, nil
