@@ -101,8 +101,18 @@ var msgpackHub = &hubProtocol{
 		}
 		return buf[prefix : prefix+n], buf[prefix+n:], true, nil
 	},
-	decode:  protocol.DecodeMsgPackMessage,
-	bind:    protocol.UnmarshalMsgPack,
+	decode: protocol.DecodeMsgPackMessage,
+	bind: func(raw []byte, v any) error {
+		// A json.RawMessage parameter or answer gets the value's JSON
+		// form, as from a JSON client (and a json.RawMessage result is
+		// encoded from its JSON, see protocol.AppendMsgPackValue).
+		if j, ok := v.(*json.RawMessage); ok {
+			var err error
+			*j, err = protocol.AppendJSONFromMsgPack(nil, raw)
+			return err
+		}
+		return protocol.UnmarshalMsgPack(raw, v)
+	},
 	marshal: func(v any) ([]byte, error) { return protocol.AppendMsgPackValue(nil, v) },
 	toJSON: func(raw []byte) (json.RawMessage, error) {
 		if raw == nil {

@@ -49,7 +49,8 @@ func msgpackMethods(notes chan<- string) map[string]any {
 		"Join": func(c *signalhub.Context, group string) error {
 			return c.Hub().AddToGroup(c.Context(), c.ConnectionID(), group)
 		},
-		"Me": func(c *signalhub.Context) string { return c.ConnectionID() },
+		"Me":  func(c *signalhub.Context) string { return c.ConnectionID() },
+		"Raw": func(c *signalhub.Context, v json.RawMessage) json.RawMessage { return v },
 	}
 }
 
@@ -74,6 +75,9 @@ func TestMsgPackInvokeTypedParameters(t *testing.T) {
 	c.ExpectResult(t, 1.5, "Half", 3) // an integer into a float64
 	c.ExpectResult(t, int8(-128), "Small", -128)
 	c.ExpectResult(t, "[]interface {}", "Kinds", []any{1, "x", nil})
+	// A json.RawMessage parameter gets JSON, and a json.RawMessage result
+	// goes back as MessagePack.
+	c.ExpectResult(t, map[string]any{"b": "AQI=", "a": 1.5}, "Raw", map[string]any{"b": []byte{1, 2}, "a": 1.5})
 
 	// A void method's Completion carries a nil result, as ASP.NET Core's.
 	id := c.StartInvoke(t, "Nothing")
