@@ -232,8 +232,9 @@ func splitRecords(payload []byte) records {
 }
 
 // deliver queues for c the record of c's protocol. A MessagePack
-// connection gets nothing from a send encoded before it registered as the
-// hub's first one, which raced with it.
+// connection gets nothing when there is no MessagePack record: from a send
+// encoded as it registered as the hub's first one (the two raced), or
+// from a backplane message of a node that published JSON alone.
 func (r *records) deliver(c *conn) {
 	rec := r.json
 	if c.proto.binary {
