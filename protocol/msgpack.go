@@ -283,7 +283,8 @@ func appendMsgPackHead(dst []byte, n int, typ MessageType) ([]byte, int) {
 	return append(dst, 0x80), start // headers: an empty map
 }
 
-// appendInvocationHead appends an Invocation record up to its arguments.
+// appendMsgPackInvocationHead appends an Invocation record up to its
+// arguments.
 func appendMsgPackInvocationHead(dst []byte, invocationID, target string) ([]byte, int) {
 	dst, start := appendMsgPackHead(dst, 5, TypeInvocation)
 	if invocationID == "" {
