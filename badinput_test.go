@@ -450,9 +450,9 @@ func badInputCases() []badInputCase {
 
 		// The handshake.
 		{
-			name: "handshake: protocol messagepack",
-			act:  handshake(`{"protocol":"messagepack","version":1}` + rs),
-			want: handshakeRefused("The protocol 'messagepack' is not supported."),
+			name: "handshake: protocol messagepack, version 3",
+			act:  handshake(`{"protocol":"messagepack","version":3}` + rs),
+			want: handshakeRefused("The server does not support version 3 of the 'messagepack' protocol."),
 		},
 		{
 			name: "handshake: protocol xml",

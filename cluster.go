@@ -219,11 +219,11 @@ func (h *Hub) reconcileAll(ctx context.Context, channels []string) error {
 	return first
 }
 
-// publish sends a send's record to the other nodes. Local delivery has
-// already happened.
-func (h *Hub) publish(ctx context.Context, a *audience, rec []byte) error {
+// publish sends a send's records (records.wire: JSON, then MessagePack)
+// to the other nodes. Local delivery has already happened.
+func (h *Hub) publish(ctx context.Context, a *audience, payload []byte) error {
 	cl := h.cl
-	m := backplane.Message{Origin: cl.nodeID, Kind: backplane.Invocation, Except: a.except, Payload: rec}
+	m := backplane.Message{Origin: cl.nodeID, Kind: backplane.Invocation, Except: a.except, Payload: payload}
 	switch a.kind {
 	case toAll:
 		return h.publishTo(ctx, chanAll, &m)
@@ -306,9 +306,10 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 			return
 		}
 		a.prepare() // long lists become sets before the lock, as on the origin
+		recs := splitRecords(m.Payload)
 		h.mu.RLock()
 		if !h.closed {
-			h.deliverLocked(&a, m.Payload)
+			h.deliverLocked(&a, &recs)
 		}
 		h.mu.RUnlock()
 	case backplane.AddToGroup, backplane.RemoveFromGroup:

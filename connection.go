@@ -19,8 +19,8 @@ import (
 // the read goroutine owns it; from then on only the writer goroutine calls
 // write and close. closeNow is safe from any goroutine.
 type wire interface {
-	// write sends records, each a whole record ending in the separator, as
-	// one text message.
+	// write sends records, each a whole JSON record ending in the
+	// separator, as one text message (see binaryWire for MessagePack).
 	write(ctx context.Context, records [][]byte) error
 	// close sends a close frame with status and reason and waits (bounded)
 	// for the peer's.
@@ -36,17 +36,22 @@ type wsWire struct {
 }
 
 func (w wsWire) write(ctx context.Context, records [][]byte) error {
+	return w.writeAs(ctx, websocket.MessageText, records)
+}
+
+// writeAs sends records as one message of type typ.
+func (w wsWire) writeAs(ctx context.Context, typ websocket.MessageType, records [][]byte) error {
 	w.bw.begin()
-	err := w.writeMessage(ctx, records)
+	err := w.writeMessage(ctx, typ, records)
 	if endErr := w.bw.end(); err == nil {
 		err = endErr
 	}
 	return err
 }
 
-func (w wsWire) writeMessage(ctx context.Context, records [][]byte) error {
+func (w wsWire) writeMessage(ctx context.Context, typ websocket.MessageType, records [][]byte) error {
 	if len(records) == 1 {
-		return w.ws.Write(ctx, websocket.MessageText, records[0])
+		return w.ws.Write(ctx, typ, records[0])
 	}
 	// Several records share one message, as one frame: clients read a
 	// frame of known length at once, where a fragmented message makes
@@ -63,7 +68,7 @@ func (w wsWire) writeMessage(ctx context.Context, records [][]byte) error {
 	for _, r := range records {
 		msg = append(msg, r...)
 	}
-	err := w.ws.Write(ctx, websocket.MessageText, msg)
+	err := w.ws.Write(ctx, typ, msg)
 	if cap(msg) <= maxPooledMessage {
 		*bp = msg[:0]
 	}
@@ -96,6 +101,9 @@ type conn struct {
 	userID string
 	claims Claims
 	wire   wire
+	// proto is the hub protocol: JSON until the handshake sets it, before
+	// the connection joins the hub; never changed after.
+	proto *hubProtocol
 
 	expires  time.Time   // when the credentials expire; zero: never
 	expTimer *time.Timer // closes the connection at expires; read goroutine only
@@ -182,6 +190,7 @@ func newConn(h *Hub, id, token string, w wire) *conn {
 		id:      id,
 		token:   token,
 		wire:    w,
+		proto:   jsonHub,
 		done:    make(chan struct{}),
 		jobWake: make(chan struct{}, 1),
 	}
@@ -557,10 +566,10 @@ func (c *conn) complete(invocationID string, result []byte, errMsg string) {
 		return
 	}
 	if errMsg != "" {
-		c.enqueue(protocol.AppendCompletionError(nil, invocationID, errMsg))
+		c.enqueue(c.proto.appendCompletionError(nil, invocationID, errMsg))
 		return
 	}
-	c.enqueue(protocol.AppendCompletion(nil, invocationID, result))
+	c.enqueue(c.proto.appendCompletion(nil, invocationID, result))
 }
 
 func (c *conn) logDebug(msg string, attrs ...slog.Attr) {

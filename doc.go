@@ -9,6 +9,10 @@
 // [Hub.RemoveFromGroup]. Clients call hub methods written as plain Go funcs
 // with typed parameters (see [Options].Methods).
 //
+// Clients speak SignalR's JSON hub protocol or its MessagePack hub protocol
+// (@microsoft/signalr-protocol-msgpack), as their handshake asks; one
+// audience may mix both, and a send is encoded once per protocol in use.
+//
 //	hub, err := signalhub.New(&signalhub.Options{
 //		Methods: map[string]any{
 //			"SendMessage": func(c *signalhub.Context, message string) error {

@@ -7,9 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/signalhub/signalhub/protocol"
 )
 
 // Hub tracks every connection by connection ID, by user and by group, and
@@ -48,6 +47,11 @@ type Hub struct {
 	serving   map[*conn]struct{}     // every accepted socket, handshaken or not
 	accepting int                    // connects admitted but not yet in serving
 	closed    bool
+
+	// binaryConns counts the MessagePack connections in conns, so that a
+	// send encodes MessagePack only when one may receive it. Written
+	// under mu, read without it.
+	binaryConns atomic.Int64
 
 	wg sync.WaitGroup // one per accepted socket, until its cleanup is done
 }
@@ -273,7 +277,7 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 			}
 		}
 	}
-	rec, err := protocol.AppendInvocationArgs(make([]byte, 0, protocol.SizeHint(target, args)), "", target, args)
+	recs, err := h.encodeRecords(target, args)
 	if err != nil {
 		return fmt.Errorf("signalhub: send %s: %w", target, err)
 	}
@@ -283,12 +287,12 @@ func (h *Hub) send(ctx context.Context, a audience, target string, args []any) e
 		h.mu.RUnlock()
 		return ErrHubClosed
 	}
-	h.deliverLocked(&a, rec)
+	h.deliverLocked(&a, &recs)
 	h.mu.RUnlock()
 	if h.cl != nil {
 		// Local connections have their copy; a backplane failure leaves
 		// them served and says the other nodes may not be.
-		if err := h.publish(ctx, &a, rec); err != nil {
+		if err := h.publish(ctx, &a, recs.wire); err != nil {
 			return fmt.Errorf("signalhub: send %s: %w", target, err)
 		}
 	}
@@ -328,36 +332,36 @@ func (h *Hub) checkUser(userID string) error {
 	return checkName("user ID", userID, h.opts.MaxUserIDLength)
 }
 
-// deliverLocked queues rec for every connection of a. The caller holds
-// h.mu (read). Enqueueing never blocks.
-func (h *Hub) deliverLocked(a *audience, rec []byte) {
+// deliverLocked queues the record of its protocol for every connection of
+// a. The caller holds h.mu (read). Enqueueing never blocks.
+func (h *Hub) deliverLocked(a *audience, recs *records) {
 	switch a.kind {
 	case toAll:
 		for _, c := range h.conns {
 			if !a.excluded(c.id) {
-				c.enqueue(rec)
+				recs.deliver(c)
 			}
 		}
 	case toConnection:
 		if c := h.conns[a.name]; c != nil && !a.excluded(c.id) {
-			c.enqueue(rec)
+			recs.deliver(c)
 		}
 	case toConnections:
 		for i, id := range a.names {
 			if c := h.conns[id]; c != nil && !a.excluded(id) && !a.repeated(i) {
-				c.enqueue(rec)
+				recs.deliver(c)
 			}
 		}
 	case toUser:
-		h.deliverSet(h.users.conns(a.name), a, rec)
+		h.deliverSet(h.users.conns(a.name), a, recs)
 	case toUsers:
 		for i, u := range a.names {
 			if !a.repeated(i) {
-				h.deliverSet(h.users.conns(u), a, rec)
+				h.deliverSet(h.users.conns(u), a, recs)
 			}
 		}
 	case toGroup:
-		h.deliverSet(h.groups.conns(a.name), a, rec)
+		h.deliverSet(h.groups.conns(a.name), a, recs)
 	case toGroups:
 		for i, g := range a.names {
 			if a.repeated(i) {
@@ -365,17 +369,17 @@ func (h *Hub) deliverLocked(a *audience, rec []byte) {
 			}
 			for c := range h.groups.conns(g) {
 				if !a.excluded(c.id) && !h.inEarlierGroup(c, a.names[:i]) {
-					c.enqueue(rec)
+					recs.deliver(c)
 				}
 			}
 		}
 	}
 }
 
-func (h *Hub) deliverSet(set map[*conn]struct{}, a *audience, rec []byte) {
+func (h *Hub) deliverSet(set map[*conn]struct{}, a *audience, recs *records) {
 	for c := range set {
 		if !a.excluded(c.id) {
-			c.enqueue(rec)
+			recs.deliver(c)
 		}
 	}
 }
@@ -524,6 +528,9 @@ func (h *Hub) register(c *conn) error {
 	}
 	h.conns[c.id] = c
 	h.users.add(c.userID, c)
+	if c.proto.binary {
+		h.binaryConns.Add(1)
+	}
 	return nil
 }
 
@@ -551,6 +558,9 @@ func (h *Hub) unregister(c *conn) {
 		for g := range h.groups.groupsOf(c) {
 			channels = append(channels, chanGroup+g)
 		}
+	}
+	if h.conns[c.id] == c && c.proto.binary {
+		h.binaryConns.Add(-1)
 	}
 	delete(h.conns, c.id)
 	h.users.remove(c.userID, c)

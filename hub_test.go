@@ -473,7 +473,7 @@ func TestHandshakeRejected(t *testing.T) {
 		handshake string
 		want      string // the whole error, or a prefix ending in "..."
 	}{
-		{"messagepack", `{"protocol":"messagepack","version":1}`, "The protocol 'messagepack' is not supported."},
+		{"messagepack version 3", `{"protocol":"messagepack","version":3}`, "The server does not support version 3 of the 'messagepack' protocol."},
 		{"unknown protocol", `{"protocol":"xml","version":1}`, "The protocol 'xml' is not supported."},
 		{"version 3", `{"protocol":"json","version":3}`, "The server does not support version 3 of the 'json' protocol."},
 		{"negative version", `{"protocol":"json","version":-1}`, "The server does not support version -1 of the 'json' protocol."},

@@ -1,7 +1,6 @@
 package signalhub
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,7 +201,7 @@ func (c *conn) bindArgs(cx *Context, m *method, msg *protocol.Message) (in []ref
 			continue
 		}
 		p := reflect.New(t)
-		if err := json.Unmarshal(msg.Arguments[arg], p.Interface()); err != nil {
+		if err := c.proto.bind(msg.Arguments[arg], p.Interface()); err != nil {
 			text = fmt.Sprintf(errInvokeFailed, msg.Target)
 			if c.hub.opts.DetailedErrors {
 				text += detailArgBinding
@@ -237,7 +236,7 @@ func (c *conn) completeResult(msg *protocol.Message, m *method, res any, hasResu
 	var result []byte
 	if hasResult {
 		var err error
-		result, err = json.Marshal(res)
+		result, err = c.proto.marshal(res)
 		if err != nil {
 			c.hub.log.LogAttrs(c.ctx, slog.LevelError, "hub method result cannot be encoded",
 				slog.String("conn_id", c.id), slog.String("method", m.name), slog.Any("err", err))

@@ -21,8 +21,9 @@ type Options struct {
 	// in case are an error.
 	//
 	// Each value is a func whose first parameter is *Context, followed by the
-	// method's arguments in order; each argument is decoded from JSON
-	// straight into its parameter type. It returns nothing, an error, a
+	// method's arguments in order; each argument is decoded from the
+	// connection's protocol, JSON or MessagePack (see
+	// protocol.UnmarshalMsgPack), straight into its parameter type. It returns nothing, an error, a
 	// result, or a result and an error. The result becomes the Completion's
 	// result; an error becomes an error Completion (see HubError).
 	//

@@ -71,8 +71,9 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 		}
 		now := c.hub.now()
 		quiet := time.Duration(now-c.lastRecv.Swap(now)) >= handoffGap || !registered
-		if typ != websocket.MessageText {
-			return registered, c.failRead(closeBinary), false
+		// Before the handshake either type may carry it (see handshake).
+		if registered && typ != c.proto.frameType() {
+			return registered, c.failRead(c.proto.wrongFrame), false
 		}
 		for {
 			if cap(buf) == 0 {
@@ -85,11 +86,11 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 			buf = buf[:len(buf)+n]
 			var perr error
 			handOff = handOff || (n > 0 && quiet)
-			buf, perr = c.processRecords(ws, buf, &registered)
+			buf, perr = c.processRecords(ws, buf, typ, &registered)
 			if perr != nil {
 				return registered, perr, false
 			}
-			if len(buf) > opts.MaxMessageSize {
+			if len(buf) > opts.MaxMessageSize+c.proto.framing {
 				return registered, c.failTooLarge(), false
 			}
 			if rerr == io.EOF {
@@ -161,23 +162,29 @@ func (c *conn) failTooLarge() error {
 	})
 }
 
-// processRecords handles every complete record in buf and returns the
-// partial tail moved to the front of buf.
-func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) ([]byte, error) {
+// processRecords handles every complete record in buf, which came in a
+// message of type typ, and returns the partial tail moved to the front of
+// buf.
+func (c *conn) processRecords(ws *websocket.Conn, buf []byte, typ websocket.MessageType, registered *bool) ([]byte, error) {
 	rest := buf
 	for {
-		rec, tail, ok := protocol.NextRecord(rest)
+		rec, tail, ok, err := c.proto.next(rest, c.hub.opts.MaxMessageSize)
+		if errors.Is(err, errRecordTooLarge) {
+			return nil, c.failTooLarge()
+		} else if err != nil {
+			return nil, c.failInvalid(err)
+		}
 		if !ok {
 			break
 		}
 		rest = tail
-		if len(rec) > c.hub.opts.MaxMessageSize {
-			return nil, c.failTooLarge()
-		}
-		var err error
 		if *registered {
+			if typ != c.proto.frameType() {
+				// Records after the handshake, in its message.
+				return nil, c.failRead(c.proto.wrongFrame)
+			}
 			err = c.handleRecord(rec)
-		} else if err = c.handshake(ws, rec); err == nil {
+		} else if err = c.handshake(ws, rec, typ); err == nil {
 			*registered = true
 			err = c.connected()
 			c.startWriter() // also after a failed OnConnected: it sends the Close
@@ -190,20 +197,27 @@ func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) 
 	return buf[:n], nil
 }
 
-// handshake checks the handshake record, joins the hub and answers.
-func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
+// handshake checks the handshake record, which came in a message of type
+// typ, picks the connection's protocol, joins the hub and answers.
+func (c *conn) handshake(ws *websocket.Conn, rec []byte, typ websocket.MessageType) error {
 	if !c.hsTimer.Stop() {
 		return fmt.Errorf("%w: handshake timeout", ErrProtocol)
 	}
 	req, err := protocol.DecodeHandshakeRequest(rec)
+	p := hubProtocolNamed(req.Protocol)
+	_, binaryOK := c.wire.(binaryWire)
 	var msg string
 	switch {
 	case err != nil:
 		msg = "An unexpected error occurred during connection handshake. " + err.Error()
-	case req.Protocol != protocol.ProtocolJSON:
+	case p == nil:
 		msg = fmt.Sprintf("The protocol '%s' is not supported.", req.Protocol)
 	case req.Version < 0 || req.Version > protocol.MaxHandshakeVersion:
 		msg = fmt.Sprintf("The server does not support version %d of the '%s' protocol.", req.Version, req.Protocol)
+	case p.binary && !binaryOK:
+		msg = fmt.Sprintf("Cannot use the '%s' protocol on the current transport. The transport does not support 'Binary' transfer format.", p.name)
+	case !p.binary && typ != websocket.MessageText:
+		return c.failRead(closeBinary)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.hub.opts.WriteTimeout)
 	defer cancel()
@@ -217,6 +231,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
 	if msg != "" {
 		return refuse(fmt.Errorf("%w: %s", ErrProtocol, msg), msg)
 	}
+	c.proto = p
 	// Join the hub before answering, so that a send made as soon as the
 	// client's start() resolves reaches it. Records queued meanwhile wait for
 	// the writer, which starts after the response is written.
@@ -282,15 +297,20 @@ func (c *conn) allowInvocationAt(now int64) (ok, abuse bool) {
 	return false, c.refused >= c.hub.opts.InvocationBurst
 }
 
+// failInvalid closes the connection for a record that breaks the protocol.
+func (c *conn) failInvalid(err error) error {
+	return c.failRead(closeRequest{
+		cause:          fmt.Errorf("%w: %w", ErrProtocol, err),
+		errMsg:         "Connection closed with an error. " + err.Error(),
+		allowReconnect: true, status: websocket.StatusPolicyViolation, reason: "invalid message",
+	})
+}
+
 // handleRecord dispatches one hub message.
 func (c *conn) handleRecord(rec []byte) error {
-	m, err := protocol.DecodeMessage(rec)
+	m, err := c.proto.decode(rec)
 	if err != nil {
-		return c.failRead(closeRequest{
-			cause:          fmt.Errorf("%w: %w", ErrProtocol, err),
-			errMsg:         "Connection closed with an error. " + err.Error(),
-			allowReconnect: true, status: websocket.StatusPolicyViolation, reason: "invalid message",
-		})
+		return c.failInvalid(err)
 	}
 	if m.Type == protocol.TypeInvocation || m.Type == protocol.TypeStreamInvocation {
 		if ok, abuse := c.allowInvocation(); !ok {

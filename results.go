@@ -31,71 +31,90 @@ type clientReply struct {
 
 // InvokeConnection invokes target with args on one connection and waits
 // for the client's answer (a client result): the JSON value its handler
-// returned. In a cluster the connection may be on any node: the request
-// and the answer travel over the backplane. It returns ctx's error when
-// ctx ends first (bound every call with a deadline), ErrClientDisconnected
-// when the connection (or, in a cluster, its node) ends first, a
-// *ClientError when the client answered with an error, and
-// ErrConnectionNotFound for a connection that does not exist.
+// returned. A MessagePack client's answer is converted to JSON (binary
+// data becomes a base64 string, a timestamp an RFC 3339 string);
+// InvokeConnectionAs decodes it without that detour. In a cluster the
+// connection may be on any node: the request and the answer travel over
+// the backplane. It returns ctx's error when ctx ends first (bound every
+// call with a deadline), ErrClientDisconnected when the connection (or,
+// in a cluster, its node) ends first, a *ClientError when the client
+// answered with an error, and ErrConnectionNotFound for a connection that
+// does not exist.
 //
 // A hub method may call it for its own caller: the answer is read while
 // the method waits, even with one invocation at a time.
 func (h *Hub) InvokeConnection(ctx context.Context, connectionID, target string, args ...any) (json.RawMessage, error) {
-	if err := ctx.Err(); err != nil {
+	raw, p, err := h.invokeConnection(ctx, connectionID, target, args)
+	if err != nil {
 		return nil, err
 	}
+	j, err := p.toJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("signalhub: invoke %s: the answer has no JSON form: %w", target, err)
+	}
+	return j, nil
+}
+
+// invokeConnection is InvokeConnection returning the answer in the
+// encoding of the connection's protocol, which it returns too.
+func (h *Hub) invokeConnection(ctx context.Context, connectionID, target string, args []any) ([]byte, *hubProtocol, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	if connectionID == "" || target == "" {
-		return nil, fmt.Errorf("signalhub: invoke connection: %w", ErrEmptyName)
+		return nil, nil, fmt.Errorf("signalhub: invoke connection: %w", ErrEmptyName)
 	}
 	h.mu.RLock()
 	closed, c := h.closed, h.conns[connectionID]
 	h.mu.RUnlock()
 	if closed {
-		return nil, ErrHubClosed
+		return nil, nil, ErrHubClosed
 	}
 	if c == nil {
 		if h.cl != nil {
 			if node := ownerOf(connectionID); node != "" && node != h.cl.nodeID {
-				return h.invokeRemote(ctx, node, connectionID, target, args)
+				raw, err := h.invokeRemote(ctx, node, connectionID, target, args)
+				return raw, jsonHub, err
 			}
 		}
-		return nil, fmt.Errorf("signalhub: invoke %s on connection %q: %w", target, connectionID, ErrConnectionNotFound)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s on connection %q: %w", target, connectionID, ErrConnectionNotFound)
 	}
 	return c.invokeClient(ctx, target, args)
 }
 
-// invokeClient is InvokeConnection on a connection of this node.
-func (c *conn) invokeClient(ctx context.Context, target string, args []any) (json.RawMessage, error) {
+// invokeClient is invokeConnection on a connection of this node.
+func (c *conn) invokeClient(ctx context.Context, target string, args []any) ([]byte, *hubProtocol, error) {
 	id, reply := c.awaitReply()
 	defer c.forgetReply(id)
-	rec, err := protocol.AppendInvocationArgs(make([]byte, 0, protocol.SizeHint(target, args)+len(id)+20), id, target, args)
+	rec, err := c.proto.appendInvocation(make([]byte, 0, protocol.SizeHint(target, args)+len(id)+20), id, target, args)
 	if err != nil {
-		return nil, fmt.Errorf("signalhub: invoke %s: %w", target, err)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s: %w", target, err)
 	}
 	if !c.enqueue(rec) {
-		return nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
 	}
 	select {
 	case r := <-reply:
 		if r.err != "" {
-			return nil, &ClientError{Message: r.err}
+			return nil, nil, &ClientError{Message: r.err}
 		}
-		return r.result, nil
+		return r.result, c.proto, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	case <-c.ctx.Done():
-		return nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
+		return nil, nil, fmt.Errorf("signalhub: invoke %s: %w", target, ErrClientDisconnected)
 	}
 }
 
-// InvokeConnectionAs is InvokeConnection with the answer decoded into T.
+// InvokeConnectionAs is InvokeConnection with the answer decoded into T
+// from the connection's protocol, JSON or MessagePack.
 func InvokeConnectionAs[T any](ctx context.Context, h *Hub, connectionID, target string, args ...any) (T, error) {
 	var v T
-	raw, err := h.InvokeConnection(ctx, connectionID, target, args...)
+	raw, p, err := h.invokeConnection(ctx, connectionID, target, args)
 	if err != nil {
 		return v, err
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := p.bind(raw, &v); err != nil {
 		return v, fmt.Errorf("signalhub: invoke %s: decoding the answer: %w", target, err)
 	}
 	return v, nil
@@ -243,7 +262,11 @@ func (h *Hub) answerClientInvocation(m backplane.Message) {
 			for i, a := range args {
 				vals[i] = a
 			}
-			result, err = c.invokeClient(ctx, m.Names[1], vals)
+			var raw []byte
+			var p *hubProtocol
+			if raw, p, err = c.invokeClient(ctx, m.Names[1], vals); err == nil {
+				result, err = p.toJSON(raw)
+			}
 		}
 	}
 	h.replyTo(m, clientOutcome(result, err))

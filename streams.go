@@ -2,7 +2,6 @@ package signalhub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -231,9 +230,9 @@ func (c *conn) runStream(ctx context.Context, cancel context.CancelCauseFunc, m 
 	case errors.Is(cause, errStreamCanceled):
 		// The client cancelled: it no longer listens, but a Completion
 		// tells it the stream is over, as ASP.NET Core does.
-		c.enqueue(protocol.AppendStreamCompletion(nil, msg.InvocationID))
+		c.enqueue(c.proto.appendStreamCompletion(nil, msg.InvocationID))
 	case err == nil:
-		c.enqueue(protocol.AppendStreamCompletion(nil, msg.InvocationID))
+		c.enqueue(c.proto.appendStreamCompletion(nil, msg.InvocationID))
 	case errors.Is(err, ErrClientDisconnected) || errors.Is(cause, ErrClientDisconnected) || c.ctx.Err() != nil:
 		// Nobody is left to tell.
 	case errors.Is(cause, ErrHubClosed):
@@ -261,11 +260,11 @@ func (c *conn) sendStream(ctx context.Context, m *method, id string, res any) (e
 		}
 	}()
 	send := func(item reflect.Value) error {
-		raw, err := json.Marshal(item.Interface())
+		raw, err := c.proto.marshal(item.Interface())
 		if err != nil {
 			return err
 		}
-		return c.enqueueWait(ctx, protocol.AppendStreamItem(make([]byte, 0, len(raw)+len(id)+32), id, raw))
+		return c.enqueueWait(ctx, c.proto.appendStreamItem(make([]byte, 0, len(raw)+len(id)+32), id, raw))
 	}
 	switch m.stream {
 	case streamChan:
@@ -347,7 +346,7 @@ func (c *conn) streamItem(m *protocol.Message) {
 		return
 	}
 	p := reflect.New(u.elem)
-	if err := json.Unmarshal(m.Item, p.Interface()); err != nil {
+	if err := c.proto.bind(m.Item, p.Interface()); err != nil {
 		c.endUpload(m.InvocationID, u, ErrBadStreamItem)
 		return
 	}

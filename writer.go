@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/signalhub/signalhub/protocol"
 )
 
 // errWriteTimeout is OnDisconnected's cause for a write slower than
@@ -20,9 +18,6 @@ type writeFailure struct{ err error }
 
 func (e writeFailure) Error() string { return "signalhub: write: " + e.err.Error() }
 func (e writeFailure) Unwrap() error { return e.err }
-
-// pingRecord is the keep-alive Ping, shared by every connection.
-var pingRecord = protocol.AppendPing(nil)
 
 // writeLoop is the connection's only socket writer while it runs: kick
 // starts it when there is work and none runs, and it exits once nothing is
@@ -42,7 +37,7 @@ func (c *conn) writeLoop() {
 			if time.Duration(now-c.lastRecv.Load()) >= opts.ClientTimeout {
 				c.closeWith(closeTimeout)
 			} else if time.Duration(now-c.lastSend) >= opts.KeepAliveInterval {
-				c.enqueue(pingRecord) // goes out below with anything else queued
+				c.enqueue(c.proto.ping) // goes out below with anything else queued
 				sendAt = now
 			}
 			c.keepAlive.Reset(c.nextDeadline(sendAt))
@@ -51,7 +46,7 @@ func (c *conn) writeLoop() {
 		if closing {
 			// The queue is sealed: this batch is the last, and the Close
 			// message ends it.
-			batch = append(batch, protocol.AppendClose(nil, r.errMsg, r.allowReconnect))
+			batch = append(batch, c.proto.appendClose(nil, r.errMsg, r.allowReconnect))
 		}
 		if len(batch) > 0 {
 			if c.watchdog == nil {
@@ -65,7 +60,7 @@ func (c *conn) writeLoop() {
 				})
 			}
 			c.watchdog.Reset(opts.WriteTimeout)
-			err := c.wire.write(context.Background(), batch)
+			err := c.writeRecords(context.Background(), batch)
 			if !c.watchdog.Stop() {
 				c.exitWriter(true) // the watchdog dropped the connection
 				return

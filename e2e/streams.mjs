@@ -1,5 +1,6 @@
 // The official client streaming both ways against the hub at
-// process.argv[2], for streams_test.go. It prints one JSON line per step:
+// process.argv[2], with the hub protocol process.argv[3] ("json" or
+// "messagepack"), for streams_test.go. It prints one JSON line per step:
 //
 //   {"ev":"counter: [..]"}          the items of a server-to-client stream
 //   {"ev":"cancelled after 3"}      it disposed an endless stream after three items
@@ -9,12 +10,15 @@
 //   {"ev":"upper: [..]"}            a stream in, a stream out
 //   {"ev":"done"}                   the client has stopped
 import * as signalR from "@microsoft/signalr";
+import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 
 const url = process.argv[2];
+const protocol = process.argv[3] === "messagepack" ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol();
 const emit = (ev) => process.stdout.write(JSON.stringify({ ev }) + "\n");
 
 const conn = new signalR.HubConnectionBuilder()
   .withUrl(url, { transport: signalR.HttpTransportType.WebSockets })
+  .withHubProtocol(protocol)
   .configureLogging(signalR.LogLevel.None)
   .build();
 await conn.start();

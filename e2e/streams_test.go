@@ -19,8 +19,15 @@ import (
 // TestStreamingWithOfficialClient streams both ways with the official
 // client: a server stream read to its end, one the client disposes (the
 // producer must see its Context end), one that fails, uploads from a
-// Subject that completes or errors, and a stream in and out at once.
+// Subject that completes or errors, and a stream in and out at once; with
+// the JSON and the MessagePack hub protocols.
 func TestStreamingWithOfficialClient(t *testing.T) {
+	for _, protocol := range []string{"json", "messagepack"} {
+		t.Run(protocol, func(t *testing.T) { testStreaming(t, protocol) })
+	}
+}
+
+func testStreaming(t *testing.T, protocol string) {
 	cancelled := make(chan error, 1)
 	uploadErr := make(chan error, 1)
 	hub, err := signalhub.New(&signalhub.Options{
@@ -82,7 +89,7 @@ func TestStreamingWithOfficialClient(t *testing.T) {
 		srv.Close()
 	})
 
-	node := startNode(t, "streams.mjs", srv.URL+"/hub")
+	node := startNode(t, "streams.mjs", srv.URL+"/hub", protocol)
 	node.next(t, "counter: [0,10,20,30,40]")
 	node.next(t, "cancelled after 3")
 	select {

@@ -1,10 +1,19 @@
-// Package protocol implements the SignalR JSON hub protocol: record framing,
-// the handshake, hub messages and the negotiate response.
+// Package protocol implements SignalR's two hub protocols, JSON and
+// MessagePack: record framing, the handshake (JSON for both), hub messages
+// and the negotiate response.
+//
+// A JSON record is a JSON object followed by RecordSeparator (DecodeMessage,
+// AppendMessage, NextRecord). A MessagePack record is a length prefix
+// followed by a MessagePack array (DecodeMsgPackMessage,
+// AppendMsgPackMessage, NextMsgPackRecord). Both decode into Message, whose
+// argument, item and result values stay encoded in the protocol of the
+// record they came from, so that the receiver decodes them straight into
+// the types it wants (json.Unmarshal or UnmarshalMsgPack).
 //
 // It has no I/O, goroutines or logging: callers feed it bytes and get values
 // back, and encode values into byte slices they own. Encoders follow the
 // append convention (AppendX(dst, ...) []byte) so a caller can reuse buffers
-// and encode a fan-out message exactly once.
+// and encode a fan-out message exactly once per protocol.
 package protocol
 
 import (
@@ -73,8 +82,12 @@ func (t MessageType) Known() bool {
 // bytes (as opposed to an unknown type, which is not an error).
 var ErrInvalidMessage = errors.New("protocol: invalid message")
 
-// Message is one hub message of any type. Which fields are meaningful
-// depends on Type; the rest are zero.
+// Message is one hub message of any type, of either protocol. Which fields
+// are meaningful depends on Type; the rest are zero. Arguments, Item and
+// Result hold values in the encoding of the message's protocol: JSON text
+// for a message of the JSON protocol, MessagePack bytes for one of the
+// MessagePack protocol (the json.RawMessage type only says that they are
+// raw, encoded values).
 //
 // A decoded Message shares no memory with the record it came from, so the
 // caller may reuse the record's buffer at once.
@@ -87,18 +100,21 @@ type Message struct {
 	InvocationID string
 	// Target is the method an Invocation or StreamInvocation calls.
 	Target string
-	// Arguments are the JSON-encoded arguments of an Invocation or
-	// StreamInvocation, one per element of the "arguments" array.
+	// Arguments are the encoded arguments of an Invocation or
+	// StreamInvocation, one per element of the arguments array, each in the
+	// message's protocol's encoding.
 	Arguments []json.RawMessage
 	// StreamIDs name the upload streams of an Invocation or
 	// StreamInvocation.
 	StreamIDs []string
 	// Headers are the optional string headers of types 1 to 5.
 	Headers map[string]string
-	// Item is the StreamItem payload, JSON null included.
+	// Item is the encoded StreamItem payload, in the message's protocol's
+	// encoding, null included.
 	Item json.RawMessage
-	// Result is nil when the Completion carries no result; a JSON null
-	// result is the four bytes "null".
+	// Result is nil when the Completion carries no result; otherwise the
+	// encoded result in the message's protocol's encoding: a null result
+	// is the four bytes "null" in JSON and the byte 0xc0 in MessagePack.
 	Result json.RawMessage
 	// Error is set on an error Completion or a Close with an error.
 	Error string
@@ -137,7 +153,8 @@ func (e *invalidError) Is(target error) bool {
 
 func errInvalid(reason string) error { return &invalidError{reason: reason} }
 
-// DecodeMessage decodes one JSON record (without its separator). An unknown
+// DecodeMessage decodes one JSON record (without its separator) into a
+// Message whose Arguments, Item and Result hold JSON text. An unknown
 // numeric type is not an error: the returned Message has that Type and no
 // other fields, and the caller should ignore it. Errors wrap
 // ErrInvalidMessage.

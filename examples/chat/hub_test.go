@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,6 +80,23 @@ func TestGroups(t *testing.T) {
 	alice.ExpectNothing() // the leaver is no longer a member
 
 	_, err := alice.Invoke("AddToGroup", "")
+	assert.ErrorContains(t, err, "HubException: group name is required")
+}
+
+func TestSendFileToGroup(t *testing.T) {
+	t.Parallel()
+	srv := newChat(t)
+	alice, bob := srv.Connect("alice"), srv.Connect("bob")
+	bob.MustInvoke("AddToGroup", "gophers")
+	bob.Expect("Send", bob.ID()+" has joined the group gophers.")
+
+	// JSON clients send and receive the bytes in base64, the time in RFC 3339.
+	modified := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	alice.MustInvoke("SendFileToGroup", "gophers", "notes.txt", []byte("hi\x00"), modified)
+	bob.Expect("ReceiveFile", "alice", "notes.txt", []byte("hi\x00"), modified)
+	alice.ExpectNothing()
+
+	_, err := alice.Invoke("SendFileToGroup", "", "x", []byte{}, modified)
 	assert.ErrorContains(t, err, "HubException: group name is required")
 }
 

@@ -154,6 +154,15 @@ func Methods() map[string]any {
 			}
 			return c.Hub().SendToUsers(c.Context(), to, "PrivateMessage", from, user, message)
 		},
+		// Binary data and a time: MessagePack clients send and receive them
+		// as Uint8Array and Date, JSON clients as base64 and ISO 8601
+		// strings.
+		"SendFileToGroup": func(c *signalhub.Context, group, name string, data []byte, modified time.Time) error {
+			if group == "" {
+				return signalhub.HubError{Message: "group name is required"}
+			}
+			return c.Hub().SendToGroup(c.Context(), group, "ReceiveFile", c.UserID(), name, data, modified)
+		},
 		"WhoAmI": func(c *signalhub.Context) whoAmI {
 			w := whoAmI{ConnectionID: c.ConnectionID()}
 			if id := c.UserID(); id != "" {
