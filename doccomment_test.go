@@ -17,9 +17,9 @@ import (
 // TestExportedNamesHaveDocComments reads the source of every package of
 // this module and of the modules nested in it (the backplane engines,
 // examples, bench) and fails naming each exported identifier that has no
-// doc comment: types, functions, methods of exported types, constants,
-// variables, and the exported fields and interface methods of exported
-// types. A doc comment of a grouped const or var declaration covers the
+// doc comment: packages, types, functions, methods of exported types,
+// constants, variables, and the exported fields and interface methods of
+// exported types. A doc comment of a grouped const or var declaration covers the
 // names of the group; a field's or constant's line comment counts as its
 // doc.
 func TestExportedNamesHaveDocComments(t *testing.T) {
@@ -50,8 +50,7 @@ func TestExportedNamesHaveDocComments(t *testing.T) {
 func TestUndocumentedFindsEveryKind(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	src := `// Package p is a fixture.
-package p
+	src := `package p
 
 type Bare struct {
 	Field    int
@@ -113,7 +112,7 @@ type (
 	for i, m := range got {
 		got[i] = m[strings.LastIndex(m, " ")+1:]
 	}
-	want := []string{"Bare", "Bare.Field", "Iface.Method", "Func", "Bare.Method", "Const", "Var", "Grouped"}
+	want := []string{"Bare", "Bare.Field", "Iface.Method", "Func", "Bare.Method", "Const", "Var", "Grouped", "p"}
 	if !slices.Equal(got, want) {
 		t.Errorf("undocumented names: got %v, want %v", got, want)
 	}
@@ -159,6 +158,8 @@ func undocumented(dir string) ([]string, error) {
 	}
 	fset := token.NewFileSet()
 	var out []string
+	var pkgName string
+	pkgDoc := false
 	report := func(pos token.Pos, kind, name string) {
 		p := fset.Position(pos)
 		out = append(out, fmt.Sprintf("%s:%d: %s %s", p.Filename, p.Line, kind, name))
@@ -175,6 +176,8 @@ func undocumented(dir string) ([]string, error) {
 		if ast.IsGenerated(f) {
 			continue
 		}
+		pkgName = f.Name.Name
+		pkgDoc = pkgDoc || f.Doc != nil
 		for _, decl := range f.Decls {
 			switch d := decl.(type) {
 			case *ast.FuncDecl:
@@ -183,6 +186,9 @@ func undocumented(dir string) ([]string, error) {
 				checkGenDecl(d, report)
 			}
 		}
+	}
+	if pkgName != "" && !pkgDoc {
+		out = append(out, fmt.Sprintf("%s: package %s", dir, pkgName))
 	}
 	return out, nil
 }
