@@ -175,6 +175,10 @@
 // implement, and backplane/backplanetest has an in-memory bus and the
 // conformance suite every engine passes. [Options].NodeID names the node;
 // connection IDs start with it, so any node can route to a connection.
+// As with ASP.NET Core, a load balancer must send a client's negotiate and
+// its WebSocket connect to the same node (sticky sessions), since the
+// negotiated token lives on the node that issued it; clients that skip
+// negotiation need no affinity.
 //
 // What is cluster-wide: every Send method reaches the matching connections
 // on every node; [Hub.AddToGroup] and [Hub.RemoveFromGroup] work for another
