@@ -5,6 +5,10 @@
 #             loopback, under ten minutes (BENCHFLAGS=-large for the larger
 #             run; see docs/benchmarks.md); make bench-go runs the in-process
 #             Go benchmarks of the library
+# make newcomer  the README's path in a fresh clone: go get, make chat, the
+#             Go and JavaScript snippets, then a full make test there
+#             (make test runs the same check, but for that last step, in
+#             scripts/newcomer's Go test)
 GO    ?= go
 NPM   ?= npm
 ADDR  ?= localhost:5000
@@ -12,7 +16,7 @@ BIN   := $(CURDIR)/bin
 GOPKGS := ./... ./examples/... ./backplane/redis/... ./backplane/nats/...
 FUZZTIME ?= 30s
 
-.PHONY: chat test test-go test-e2e vet bench bench-go fuzz fuzz-short e2e-deps node-deps chat-deps tools clean
+.PHONY: chat test test-go test-e2e vet bench bench-go fuzz fuzz-short e2e-deps node-deps chat-deps tools clean newcomer
 
 chat: chat-deps
 	$(GO) run ./examples/chat -addr $(ADDR)
@@ -108,6 +112,11 @@ fuzz:
 # bounded by a count of executions per target rather than by time.
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
+
+# A fresh clone of this repository (with the working tree's uncommitted
+# changes) walks the README's path; see scripts/newcomer/main.go.
+newcomer:
+	$(GO) run ./scripts/newcomer -full
 
 clean:
 	rm -rf $(BIN) e2e/node_modules examples/chat/node_modules
