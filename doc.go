@@ -144,10 +144,12 @@
 // once reading has ended and the connection's hub methods have returned.
 // Filters run on the goroutine of what they wrap.
 //
-// Sends never block. A send checks its arguments, encodes them once, takes
-// the hub's read lock and only appends the shared bytes to each recipient's
-// bounded queue; the writer batches whatever is queued into one WebSocket
-// message. The hub lock is never held during socket I/O, encoding, backplane
+// Sends never wait for a connection's socket. A send checks its arguments,
+// encodes them once, takes the hub's read lock and only appends the shared
+// bytes to each recipient's bounded queue; the writer batches whatever is
+// queued into one WebSocket message. In a cluster, the send then publishes
+// to the backplane, which waits for the backplane's server at most as long
+// as ctx allows. The hub lock is never held during socket I/O, encoding, backplane
 // calls or callbacks. A connection whose queue is full
 // ([Options].SendQueueLength, [Options].SendQueueBytes) is closed with a
 // Close message saying so and [ErrSlowConsumer], rather than slowing the
