@@ -46,7 +46,8 @@
 // recipients. Sending to an audience with nobody in it is not an error
 // (behind a backplane, "not here" does not mean "nowhere"); empty names are
 // ([ErrEmptyName]), and so are names beyond the limits ([ErrInvalidName]).
-// After [Hub.Shutdown] or [Hub.Close], every method returns [ErrHubClosed].
+// After [Hub.Shutdown] or [Hub.Close], sends, group changes, counts and
+// client results return [ErrHubClosed].
 //
 // # Users and groups
 //
