@@ -2,7 +2,7 @@
 // the repository, in a fresh clone, and fails when a step does not work as
 // the README says:
 //
-//	go run ./scripts/newcomer          # what make test runs (as a Go test)
+//	go run ./scripts/newcomer          # make test-newcomer, the last step of make test
 //	go run ./scripts/newcomer -full    # make newcomer: also a full make test in the clone
 //
 // It clones the repository into a temporary directory (carrying over

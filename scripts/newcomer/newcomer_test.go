@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// The whole check runs as the last step of make test (make
+// test-newcomer), after the other tests, so that its clone, npm and
+// builds do not compete with their timing; these tests check its parts.
+
 // need skips the test when a tool is missing, except in CI, where it fails.
 func need(t *testing.T, tools ...string) {
 	t.Helper()
@@ -23,28 +26,8 @@ func need(t *testing.T, tools ...string) {
 			if os.Getenv("CI") != "" {
 				t.Fatalf("%s is required in CI", tool)
 			}
-			t.Skipf("%s not found: install it (git, make: apt-get install git make; node, npm: apt-get install nodejs npm)", tool)
+			t.Skipf("%s not found: install it (apt-get install %s)", tool, tool)
 		}
-	}
-}
-
-// TestNewcomer is the check make test runs: a fresh clone of this
-// repository (with its uncommitted changes), `go run ./examples/chat`,
-// `make chat` with the page, its bundle, a token, a negotiate and a
-// connection, and the README's snippets. make newcomer adds a full make
-// test in the clone.
-func TestNewcomer(t *testing.T) {
-	need(t, "git", "make", "node", "npm")
-	if _, err := exec.Command("git", "-C", "../..", "rev-parse", "--show-toplevel").Output(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the newcomer check clones the repository, and ../.. is not in a git work tree: %v", err)
-		}
-		t.Skip("not in a git work tree: the newcomer check needs a repository to clone")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
-	defer cancel()
-	if err := run(ctx, config{Repo: "../..", Log: t.Output()}); err != nil {
-		t.Fatal(err)
 	}
 }
 
