@@ -5,6 +5,9 @@
 #             loopback, under ten minutes (BENCHFLAGS=-large for the larger
 #             run; see docs/benchmarks.md); make bench-go runs the in-process
 #             Go benchmarks of the library
+# make newcomer  the README's path in a fresh clone: go get, make chat, the
+#             Go and JavaScript snippets, then a full make test there
+#             (make test ends with the same check, but for that last step)
 GO    ?= go
 NPM   ?= npm
 ADDR  ?= localhost:5000
@@ -12,7 +15,7 @@ BIN   := $(CURDIR)/bin
 GOPKGS := ./... ./examples/... ./backplane/redis/... ./backplane/nats/...
 FUZZTIME ?= 30s
 
-.PHONY: chat test test-go test-e2e vet bench bench-go fuzz fuzz-short e2e-deps node-deps chat-deps tools clean
+.PHONY: chat test test-go test-e2e test-newcomer vet bench bench-go fuzz fuzz-short e2e-deps node-deps chat-deps tools clean newcomer
 
 chat: chat-deps
 	$(GO) run ./examples/chat -addr $(ADDR)
@@ -23,7 +26,7 @@ examples/chat/node_modules/@microsoft/signalr/package.json: examples/chat/packag
 	cd examples/chat && $(NPM) ci --no-audit --no-fund
 	@touch $@
 
-test: tools vet node-deps test-go fuzz-short test-e2e test-browser
+test: tools vet node-deps test-go fuzz-short test-e2e test-browser test-newcomer
 
 # The official client for the Node tests and for the Go interop test in e2e/.
 node-deps:
@@ -130,6 +133,22 @@ fuzz:
 # bounded by a count of executions per target rather than by time.
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
+
+# A fresh clone of this repository (with the working tree's uncommitted
+# changes) walks the README's path; see scripts/newcomer/main.go. make test
+# runs it last, so that its clone, npm and builds do not compete with the
+# timing of the other tests, and without the clone's own make test;
+# make newcomer runs all of it.
+test-newcomer:
+	@if ! command -v git >/dev/null || ! git rev-parse --git-dir >/dev/null 2>&1 || \
+		! command -v node >/dev/null || ! command -v $(NPM) >/dev/null; then \
+		if [ -n "$$CI" ]; then echo "make test: the newcomer check needs a git clone, node and npm in CI"; exit 1; fi; \
+		echo "SKIP newcomer check: it needs a git work tree, node and npm (apt-get install git nodejs npm)"; exit 0; \
+	fi; \
+	$(GO) run ./scripts/newcomer
+
+newcomer:
+	$(GO) run ./scripts/newcomer -full
 
 clean:
 	rm -rf $(BIN) e2e/node_modules examples/chat/node_modules

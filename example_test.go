@@ -290,7 +290,9 @@ func (c *exampleClient) message() protocol.Message {
 	return m
 }
 
+// close ends the connection as the official clients do, with a Close
+// message; the hub may have closed it already.
 func (c *exampleClient) close() {
-	c.write(`{"type":7}`)
+	_ = c.ws.Write(context.Background(), websocket.MessageText, []byte("{\"type\":7}\x1e"))
 	_ = c.ws.Close(websocket.StatusNormalClosure, "")
 }

@@ -110,6 +110,7 @@ func (h *Hub) now() int64 { return int64(time.Since(h.start)) }
 
 // Router is what Mount registers on: *http.ServeMux and most routers.
 type Router interface {
+	// Handle registers handler for requests that match pattern.
 	Handle(pattern string, handler http.Handler)
 }
 

@@ -122,6 +122,7 @@ func compileMethods(in map[string]any) (map[string]*method, error) {
 // details do not leak. It may be returned as a value or a pointer, and
 // wrapped.
 type HubError struct {
+	// Message is the text the client sees after "HubException: ".
 	Message string
 }
 

@@ -18,9 +18,11 @@ import (
 // example "Client didn't provide a result." when it has no handler for the
 // target, as the official clients answer).
 type ClientError struct {
+	// Message is the error text the client sent.
 	Message string
 }
 
+// Error returns the client's message.
 func (e *ClientError) Error() string { return "signalhub: client error: " + e.Message }
 
 // clientReply is a client's Completion for an invocation the server made.

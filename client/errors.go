@@ -68,6 +68,7 @@ func (e *InvocationError) Error() string {
 // connection: the server shut down, timed the client out, or refused it.
 // Message is empty when the server gave no reason.
 type CloseError struct {
+	// Message is the server's error text.
 	Message string
 	// AllowReconnect is the server's permission to reconnect. Without it
 	// the client does not reconnect, even with a ReconnectPolicy.
@@ -87,7 +88,7 @@ func (e *CloseError) Error() string {
 // for a connection the server no longer knows.
 type HTTPError struct {
 	Op         string // "negotiate" or "connect"
-	StatusCode int
+	StatusCode int    // the HTTP status code
 	Body       string // the start of the response body, if any
 }
 

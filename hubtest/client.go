@@ -43,8 +43,10 @@ type Client struct {
 
 // Message is an invocation the hub sent to a client.
 type Message struct {
+	// Target is the client method the hub invoked.
 	Target string
-	Args   []json.RawMessage
+	// Args are its arguments, as JSON.
+	Args []json.RawMessage
 }
 
 // String formats the message as Target(arg, ...) with JSON arguments.

@@ -15,6 +15,10 @@
 //	laptop.Expect("ReceiveMessage", "bob", "hi")
 //	bob.ExpectNothing()
 //
+// NewCluster serves several hubs joined by an in-memory backplane, as the
+// nodes of one cluster, so that tests can show that sends, group changes,
+// counts and revocation reach every node.
+//
 // Every wait is bounded by Timeout and reports what arrived instead of what
 // was expected. hubtest depends on testing.TB and the standard library only
 // (besides this module), so tests may use any assertion library.

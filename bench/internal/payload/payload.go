@@ -45,6 +45,9 @@ func Append(dst []byte, run, seq, ts int64) []byte {
 
 // Message is what Scan reads from a message.
 type Message struct {
+	// Run is the run the message belongs to, Seq its sequence number
+	// within the run and stream, and Time when it was handed to the
+	// system, in Unix nanoseconds.
 	Run, Seq, Time int64
 }
 

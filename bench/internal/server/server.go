@@ -121,10 +121,10 @@ var Conns Counter
 
 // Stats is the answer of GET /ctl/stats.
 type Stats struct {
-	RSS        int64 `json:"rss"`  // VmRSS in bytes
-	HeapInuse  int64 `json:"heap"` // runtime.MemStats.HeapInuse in bytes
-	Goroutines int   `json:"goroutines"`
-	Conns      int   `json:"conns"`
+	RSS        int64 `json:"rss"`        // VmRSS in bytes
+	HeapInuse  int64 `json:"heap"`       // runtime.MemStats.HeapInuse in bytes
+	Goroutines int   `json:"goroutines"` // runtime.NumGoroutine
+	Conns      int   `json:"conns"`      // open client connections (Conns)
 }
 
 // Main runs the server program for sys: it parses the flags, raises the
