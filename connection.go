@@ -158,7 +158,7 @@ type conn struct {
 	// streams to the client by invocation ID, and streams from the client
 	// by stream ID.
 	smu     sync.Mutex
-	streams map[string]context.CancelCauseFunc
+	streams map[string]*openStream
 	uploads map[string]*upload
 
 	// space, when not nil, is closed when the writer takes the queue or

@@ -202,7 +202,11 @@ func TestJWTAttacks(t *testing.T) {
 		// token is sent in the Authorization header, then apart in the
 		// access_token query parameter; without it, header and query are
 		// sent together.
-		token  string
+		token string
+		// mint makes the token in the subtest, for tokens whose validity
+		// depends on the time: parallel subtests may start much later
+		// than the table is built.
+		mint   func() string
 		header http.Header
 		query  url.Values
 		want   string // refused, anonymous or a user ID
@@ -247,14 +251,20 @@ func TestJWTAttacks(t *testing.T) {
 		{name: "signature stripped", token: validParts[0] + "." + validParts[1] + ".", want: refused},
 
 		// Time.
-		{name: "expired", token: hs(jwt.MapClaims{"sub": "mallory", "exp": now.Add(-time.Minute).Unix()}), want: refused},
+		{name: "expired", mint: func() string { return hs(jwt.MapClaims{"sub": "mallory", "exp": time.Now().Add(-time.Minute).Unix()}) }, want: refused},
 		{name: "expired beyond the leeway", opts: signalhub.JWTOptions{Key: k.secret, Leeway: time.Minute},
-			token: hs(jwt.MapClaims{"sub": "mallory", "exp": now.Add(-2 * time.Minute).Unix()}), want: refused},
+			mint: func() string {
+				return hs(jwt.MapClaims{"sub": "mallory", "exp": time.Now().Add(-2 * time.Minute).Unix()})
+			}, want: refused},
 		{name: "expired within the leeway (control)", opts: signalhub.JWTOptions{Key: k.secret, Leeway: time.Minute},
-			token: hs(jwt.MapClaims{"sub": "late", "exp": now.Add(-10 * time.Second).Unix()}), want: "late"},
-		{name: "not yet valid", token: hs(jwt.MapClaims{"sub": "mallory", "nbf": now.Add(time.Hour).Unix()}), want: refused},
+			mint: func() string {
+				return hs(jwt.MapClaims{"sub": "late", "exp": time.Now().Add(-10 * time.Second).Unix()})
+			}, want: "late"},
+		{name: "not yet valid", mint: func() string { return hs(jwt.MapClaims{"sub": "mallory", "nbf": time.Now().Add(time.Hour).Unix()}) }, want: refused},
 		{name: "not yet valid beyond the leeway", opts: signalhub.JWTOptions{Key: k.secret, Leeway: time.Minute},
-			token: hs(jwt.MapClaims{"sub": "mallory", "nbf": now.Add(2 * time.Minute).Unix()}), want: refused},
+			mint: func() string {
+				return hs(jwt.MapClaims{"sub": "mallory", "nbf": time.Now().Add(2 * time.Minute).Unix()})
+			}, want: refused},
 		{name: "no exp", token: hs(jwt.MapClaims{"sub": "mallory", "exp": nil}), want: refused},
 		{name: "no exp with ExpirationOptional (control)", opts: signalhub.JWTOptions{Key: k.secret, ExpirationOptional: true},
 			token: hs(jwt.MapClaims{"sub": "forever", "exp": nil}), want: "forever"},
@@ -333,6 +343,9 @@ func TestJWTAttacks(t *testing.T) {
 			query: url.Values{"access_token": {alice}}, want: "alice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.mint != nil {
+				tc.token = tc.mint()
+			}
 			t.Parallel()
 			opts := tc.opts
 			if opts.Key == nil && opts.Keyfunc == nil {

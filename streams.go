@@ -134,9 +134,9 @@ func (c *conn) startStream(msg *protocol.Message) {
 	c.smu.Lock()
 	if m.stream != streamNone {
 		if c.streams == nil {
-			c.streams = make(map[string]context.CancelCauseFunc)
+			c.streams = make(map[string]*openStream)
 		}
-		c.streams[msg.InvocationID] = cancel
+		c.streams[msg.InvocationID] = &openStream{cancel: cancel, uploads: msg.StreamIDs}
 	}
 	var ups []*upload
 	if len(msg.StreamIDs) > 0 {
@@ -408,13 +408,30 @@ func (c *conn) endUploads() {
 	}
 }
 
-// cancelStream cancels a stream to the client at the client's request.
-// Unknown IDs are ignored.
+// openStream is a stream to the client, by its invocation ID.
+type openStream struct {
+	cancel  context.CancelCauseFunc
+	uploads []string // the IDs of the invocation's streams from the client
+}
+
+// cancelStream cancels a stream to the client at the client's request,
+// and ends the invocation's streams from the client, so that a producer
+// reading one of them stops too. Unknown IDs are ignored. Read goroutine
+// only (see endUpload).
 func (c *conn) cancelStream(id string) {
 	c.smu.Lock()
-	cancel := c.streams[id]
+	s := c.streams[id]
 	c.smu.Unlock()
-	if cancel != nil {
-		cancel(errStreamCanceled)
+	if s == nil {
+		return
+	}
+	s.cancel(errStreamCanceled)
+	for _, uid := range s.uploads {
+		c.smu.Lock()
+		u := c.uploads[uid]
+		c.smu.Unlock()
+		if u != nil {
+			c.endUpload(uid, u, errStreamCanceled)
+		}
 	}
 }
