@@ -18,13 +18,13 @@ import (
 // is sent, a goroutine per stream sends its items until the channel is
 // closed or the iterator returns, then completes the stream. An error
 // yielded by an iter.Seq2 completes the stream with its text, which the
-// hub method sees as the stream's error. The streams stop when the
-// Completion arrives. If ctx ends first they stop too, each completed with
-// an error. Invoke returns once they have stopped: an iterator is stopped
-// at its next yield, so one that blocks between items should watch ctx
-// too. An item that does not encode as JSON (or a panicking iterator)
-// completes its stream with an error, and Invoke returns that error
-// whatever the method answered.
+// hub method sees as the stream's error. A stream still running when the
+// Completion arrives, or when ctx ends first, is stopped and completed
+// with an error. Invoke returns once the streams have stopped: an
+// iterator is stopped at its next yield, so one that blocks between items
+// should watch ctx too. An item that does not encode as JSON (or a
+// panicking iterator) completes its stream with an error, and Invoke
+// returns that error whatever the method answered.
 //
 // An error Completion is returned as an *InvocationError. If ctx ends
 // first, Invoke returns ctx.Err() and the server's late Completion is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/signalhub/signalhub/protocol"
@@ -45,10 +46,14 @@ import (
 // never for its own connection.
 //
 // Arguments may include streams to the server (see Invoke); they run
-// while the loop does and are stopped when it ends.
+// while the loop does, and one still running when the loop ends is
+// stopped and completed with an error. A local failure of one (an item
+// that does not encode, a panicking iterator) ends the loop with that
+// error.
 //
-// The sequence may be ranged over from any goroutine, one loop at a time
-// per loop; several streams may run at once on one Conn.
+// The sequence may be ranged over from any goroutine, and by several
+// loops at once, each its own call; several streams may run at once on
+// one Conn.
 func (c *Conn) Stream(ctx context.Context, target string, args ...any) iter.Seq2[json.RawMessage, error] {
 	return func(yield func(json.RawMessage, error) bool) {
 		c.stream(ctx, target, args, yield)
@@ -106,23 +111,32 @@ func (c *Conn) stream(ctx context.Context, target string, args []any, yield func
 		yield(nil, err)
 		return
 	}
-	// A panic in the loop body unwinds through here: the deferred calls
-	// cancel the stream and stop the uploads. Both are idempotent.
-	defer c.leaveStream(s, out.id, st)
 	if err := s.write(ctx, out.rec); err != nil {
 		s.endStream(out.id, err, false) // never sent: nothing to cancel
 		yield(nil, err)
 		return
 	}
 	ups := s.startUploads(ctx, out.uploads)
-	defer ups.finish()
+	// leave ends the stream on the client's side: it stops taking items,
+	// ends the streams to the server, then cancels the invocation unless
+	// the server has ended it. The streams end first so that a hub method
+	// still reading one sees its end rather than wait for it after the
+	// server has forgotten it.
+	leave := sync.OnceValue(func() uploadsEnd {
+		cancel := s.leaveStream(out.id, st)
+		e := ups.finish()
+		if cancel {
+			c.cancelStream(s, out.id)
+		}
+		return e
+	})
+	defer leave() // a panic in the loop body unwinds through here
 
 	err = readStream(ctx, st, yield)
-	c.leaveStream(s, out.id, st)
-	e := ups.finish()
+	e := leave()
 	switch {
 	case errors.Is(err, errLoopStopped):
-	case err == nil && e.failed != nil:
+	case e.failed != nil: // the cause of whatever the server said
 		yield(nil, fmt.Errorf("client: stream %q: %w", target, e.failed))
 	case err != nil:
 		yield(nil, err)
@@ -173,7 +187,6 @@ type stream struct {
 	items  chan json.RawMessage // capacity Options.StreamBufferCapacity; never closed
 	quit   chan struct{}        // closed when the loop stops listening
 	ended  chan struct{}        // closed, under session.mu, once no item will come
-	left   bool                 // leaveStream ran; the loop's goroutine only
 
 	// err and cancel are set under session.mu before ended is closed.
 	err    error // why it ended; nil for the server's plain Completion
@@ -279,26 +292,24 @@ func (s *session) deliver(id string, st *stream, item json.RawMessage) {
 	}
 }
 
-// leaveStream runs when the loop stops listening: it unregisters the
-// stream, wakes a reader waiting for room in it, and sends the server a
-// CancelInvocation unless the server has ended the stream. Only the
-// first call has an effect.
-func (c *Conn) leaveStream(s *session, id string, st *stream) {
-	if st.left {
-		return
-	}
-	st.left = true
+// leaveStream runs once when the loop stops listening: it unregisters the
+// stream and wakes a reader waiting for room in it. It reports whether the
+// server may still be streaming, so that the stream must be cancelled.
+func (s *session) leaveStream(id string, st *stream) (cancel bool) {
 	s.mu.Lock()
-	cancel := st.cancel
+	cancel = st.cancel
 	if s.streams[id] == st {
 		delete(s.streams, id)
 		cancel = true
 	}
 	s.mu.Unlock()
 	close(st.quit)
-	if !cancel {
-		return
-	}
+	return cancel
+}
+
+// cancelStream sends the server a CancelInvocation for the stream id. A
+// session that has ended drops it.
+func (c *Conn) cancelStream(s *session, id string) {
 	rec := protocol.AppendMessage(nil, &protocol.Message{Type: protocol.TypeCancelInvocation, InvocationID: id})
 	if err := s.write(c.life, rec); err != nil {
 		c.logDebug("stream cancel not sent", s.id, err)

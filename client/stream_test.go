@@ -668,3 +668,38 @@ func TestUploadStopsWhenInvocationEnds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 9, n, "Invoke returned although the channel stays open")
 }
+
+func TestStreamBreakEndsUploads(t *testing.T) {
+	ended := make(chan []int, 1)
+	s := startHub(t, &signalhub.Options{Methods: map[string]any{
+		// Echoes its upload, and reads it to the end whatever its Context
+		// says.
+		"Echo": func(c *signalhub.Context, in <-chan int) <-chan int {
+			out := make(chan int)
+			go func() {
+				defer close(out)
+				var seen []int
+				defer func() { ended <- seen }()
+				for v := range in {
+					seen = append(seen, v)
+					select {
+					case out <- v:
+					case <-c.Context().Done():
+					}
+				}
+			}()
+			return out
+		},
+	}})
+	c := dial(t, s.Srv, s.URL, nil)
+	ctx := waitCtx(t)
+
+	in := make(chan int, 1) // never closed
+	in <- 1
+	for v, err := range client.StreamAs[int](ctx, c, "Echo", in) {
+		require.NoError(t, err)
+		assert.Equal(t, 1, v)
+		break
+	}
+	assert.Equal(t, []int{1}, recv(t, ended), "the hub method's upload ended with the loop")
+}

@@ -208,7 +208,7 @@ const (
 	pumpDone     pumpEnd = iota // the source ended: complete the stream
 	pumpSrcErr                  // the iter.Seq2 yielded an error: complete with it
 	pumpCanceled                // ctx ended: complete with an error
-	pumpOver                    // the invocation is over: nobody listens
+	pumpOver                    // the invocation is over or was cancelled: complete with an error
 	pumpFailed                  // a local failure (encoding, panic): complete with it, report it
 	pumpLost                    // a write failed: the connection is gone
 )
@@ -310,13 +310,18 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 		rec = protocol.AppendCompletionError(nil, u.id, srcErr.Error())
 	case pumpCanceled:
 		rec = protocol.AppendCompletionError(nil, u.id, "client: stream canceled: "+ctx.Err().Error())
+	case pumpOver:
+		// A hub method that reads its stream without watching its Context
+		// would wait for the end for good; after the method returned, the
+		// server ignores it.
+		rec = protocol.AppendCompletionError(nil, u.id, "client: stream canceled: the invocation ended")
 	case pumpFailed:
 		rec = protocol.AppendCompletionError(nil, u.id, "client: "+failed.Error())
-	default: // pumpOver, pumpLost
+	default: // pumpLost
 		return pumpResult{end: end, lost: lost}
 	}
 	// ctx may have ended: Close alone bounds the wait for the write lock.
-	if err := s.write(s.c.life, rec); err != nil && end != pumpCanceled {
+	if err := s.write(s.c.life, rec); err != nil && end != pumpCanceled && end != pumpOver {
 		lost = fmt.Errorf("stream argument %d: %w", u.arg, err)
 	}
 	return pumpResult{end: end, failed: failed, lost: lost}
