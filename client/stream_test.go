@@ -550,6 +550,13 @@ func TestUploadError(t *testing.T) {
 	require.ErrorAs(t, err, &ie, "the hub method saw the error")
 	assert.Equal(t, "An unexpected error occurred invoking 'Join' on the server. HubException: upload failed: signalhub: client error: disk full", ie.Message)
 
+	// An error without text still ends the stream with an error.
+	_, err = c.Invoke(ctx, "Join", "-", iter.Seq2[string, error](func(yield func(string, error) bool) {
+		yield("", errors.New(""))
+	}), "!")
+	require.ErrorAs(t, err, &ie)
+	assert.Equal(t, "An unexpected error occurred invoking 'Join' on the server. HubException: upload failed: signalhub: client error: client: the stream's iterator yielded an error", ie.Message)
+
 	// An item that cannot be encoded completes the stream with an error,
 	// and Invoke reports it although the method succeeded.
 	unencodable := func(yield func(any) bool) { _ = yield(1) && yield(func() {}) }
@@ -570,8 +577,15 @@ func TestUploadCancel(t *testing.T) {
 		items []int
 		err   error
 	}
-	for _, send := range []bool{false, true} {
-		t.Run(fmt.Sprintf("send=%v", send), func(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		send, seq bool
+	}{
+		{"invoke with a channel", false, false},
+		{"send with a channel", true, false},
+		{"invoke with an iterator that watches ctx", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			progress := make(chan int, 2)
 			result := make(chan seen, 1)
 			s := startHub(t, &signalhub.Options{Methods: map[string]any{
@@ -592,12 +606,27 @@ func TestUploadCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(waitCtx(t))
 			defer cancel()
 			in := make(chan int) // never closed: only ctx ends the stream
+			var arg any = in
+			if tc.seq {
+				arg = iter.Seq[int](func(yield func(int) bool) {
+					for range maxTicks {
+						select {
+						case v := <-in:
+							if !yield(v) {
+								return
+							}
+						case <-ctx.Done():
+							return // looks like the end, but ctx ended
+						}
+					}
+				})
+			}
 			errc := make(chan error, 1)
 			go func() {
-				if send {
-					errc <- c.Send(ctx, "Watch", in)
+				if tc.send {
+					errc <- c.Send(ctx, "Watch", arg)
 				} else {
-					_, err := c.Invoke(ctx, "Watch", in)
+					_, err := c.Invoke(ctx, "Watch", arg)
 					errc <- err
 				}
 			}()

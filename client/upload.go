@@ -295,10 +295,10 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 		})
 		if p := s.callSeq(u, yield); p != nil {
 			end, failed = pumpFailed, p
-		} else if !done {
+		} else if !done && ctx.Err() != nil {
 			// The iterator returned on its own: the end of the stream,
 			// unless it stopped because ctx ended.
-			stopped()
+			end = pumpCanceled
 		}
 	}
 
@@ -307,7 +307,11 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 	case pumpDone:
 		rec = protocol.AppendStreamCompletion(nil, u.id)
 	case pumpSrcErr:
-		rec = protocol.AppendCompletionError(nil, u.id, srcErr.Error())
+		text := srcErr.Error()
+		if text == "" { // an empty error would read as a plain end
+			text = "client: the stream's iterator yielded an error"
+		}
+		rec = protocol.AppendCompletionError(nil, u.id, text)
 	case pumpCanceled:
 		rec = protocol.AppendCompletionError(nil, u.id, "client: stream canceled: "+ctx.Err().Error())
 	case pumpOver:
