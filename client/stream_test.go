@@ -732,3 +732,42 @@ func TestStreamBreakEndsUploads(t *testing.T) {
 	}
 	assert.Equal(t, []int{1}, recv(t, ended), "the hub method's upload ended with the loop")
 }
+
+func TestUploadEndsWhenConnectionDrops(t *testing.T) {
+	reading := make(chan struct{}, 1)
+	s := startHub(t, &signalhub.Options{Authenticate: userAuth, Methods: map[string]any{
+		"Sum": func(c *signalhub.Context, in <-chan int) int {
+			sum := 0
+			for v := range in {
+				sum += v
+				reading <- struct{}{}
+			}
+			return sum
+		},
+	}})
+	for _, send := range []bool{false, true} {
+		t.Run(fmt.Sprintf("send=%v", send), func(t *testing.T) {
+			user := fmt.Sprint("user-", send)
+			c := dial(t, s.Srv, s.URL, &client.Options{Header: userHeader(user)})
+			in := make(chan int) // never closed
+			errc := make(chan error, 1)
+			go func() {
+				if send {
+					errc <- c.Send(waitCtx(t), "Sum", in)
+				} else {
+					_, err := c.Invoke(waitCtx(t), "Sum", in)
+					errc <- err
+				}
+			}()
+			in <- 1
+			recv(t, reading)
+			// The stream waits for its next item when the server closes
+			// the connection.
+			require.NoError(t, s.Hub.DisconnectUser(waitCtx(t), user, "bye"))
+			err := recv(t, errc)
+			var ce *client.CloseError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, "bye", ce.Message)
+		})
+	}
+}

@@ -253,6 +253,9 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 			return true
 		}
 		select {
+		case <-s.stop:
+			end, lost = pumpLost, fmt.Errorf("stream argument %d: %w", u.arg, notConnected(s.err()))
+			return true
 		case <-over:
 			end = pumpOver
 			return true
@@ -267,11 +270,12 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 			{Dir: reflect.SelectRecv, Chan: u.src},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(over)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.stop)},
 		}
 		for {
 			chosen, item, ok := reflect.Select(cases)
 			if chosen != 0 {
-				stopped() // true: ctx or over ended
+				stopped() // true: ctx, the invocation or the session ended
 				break
 			}
 			if !ok || stopped() || !send(item) {
