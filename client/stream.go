@@ -288,7 +288,7 @@ func (s *session) deliver(id string, st *stream, item json.RawMessage) {
 	case <-t.C:
 		s.c.log.LogAttrs(context.Background(), slog.LevelWarn, "stream stalled: its loop took no item",
 			slog.String("conn_id", s.id), slog.String("target", st.target), slog.Duration("timeout", timeout))
-		s.endStream(id, fmt.Errorf("%w: %q took no item for %v", ErrStreamStalled, st.target, timeout), true)
+		s.endStream(id, fmt.Errorf("%w (stream %q, for %v)", ErrStreamStalled, st.target, timeout), true)
 	}
 }
 

@@ -412,6 +412,7 @@ func TestStreamStalls(t *testing.T) {
 		require.LessOrEqual(t, len(got), 1+2+1, "more items than the buffer holds")
 	}
 	assert.ErrorIs(t, last, client.ErrStreamStalled)
+	assert.EqualError(t, last, `client: stream stalled: the loop took no item while its buffer was full (stream "Ticks", for 200ms)`)
 	assert.Equal(t, []int{0, 1, 2}, got, "the buffered items come first, in order")
 	assert.ErrorIs(t, recv(t, ended), context.Canceled, "the client canceled the stalled stream")
 
