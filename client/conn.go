@@ -27,13 +27,16 @@ const (
 
 // Conn is a client connection to a SignalR hub. Create it with New (then
 // Start) or Dial. Register handlers for server calls with On, call hub
-// methods with Invoke, InvokeAs and Send, and end it with Close.
+// methods with Invoke, InvokeAs and Send, read their streams with Stream
+// and StreamAs, and end it with Close.
 //
 // A Conn is safe for concurrent use. It runs three goroutines while
 // started: a reader for the socket, a supervisor that sends keep-alive
 // Pings, watches the server timeout and reconnects, and a dispatcher that
 // runs handlers and the On* callbacks one at a time, in order. Close, or
-// the connection ending for good, stops all of them.
+// the connection ending for good, stops all of them. A call with stream
+// arguments runs one more goroutine per stream, and waits for it before
+// it returns.
 type Conn struct {
 	opts  Options
 	url   *url.URL

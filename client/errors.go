@@ -8,12 +8,13 @@ import (
 // Errors returned by the client. Check them with errors.Is: the client
 // wraps them with what it was doing.
 var (
-	// ErrClosed is returned by Start, Invoke and Send after Close or once
-	// the connection has ended for good, and by Err when Close ended it.
+	// ErrClosed is returned by Start, Invoke, Send and Stream after Close
+	// or once the connection has ended for good, and by Err when Close
+	// ended it.
 	ErrClosed = errors.New("client: connection closed")
 
-	// ErrNotConnected is returned by Invoke and Send before Start has
-	// succeeded and while the client reconnects; a call that meets a
+	// ErrNotConnected is returned by Invoke, Send and Stream before Start
+	// has succeeded and while the client reconnects; a call that meets a
 	// connection just being lost gets it wrapped with the reason. The
 	// official clients reject such calls too rather than queue them.
 	ErrNotConnected = errors.New("client: not connected")
@@ -48,12 +49,19 @@ var (
 	// The error also wraps the last attempt's error.
 	ErrReconnectFailed = errors.New("client: reconnect failed")
 
-	// ErrEmptyTarget is returned by On, Invoke and Send for an empty target.
+	// ErrEmptyTarget is returned by On, Invoke, Send and Stream for an
+	// empty target.
 	ErrEmptyTarget = errors.New("client: empty target")
+
+	// ErrStreamStalled ends a stream from the server whose loop took no
+	// item for Options.StreamStallTimeout while its buffer was full. The
+	// client cancels the stream on the server; the connection goes on.
+	ErrStreamStalled = errors.New("client: stream stalled: the loop took no item while its buffer was full")
 )
 
-// InvocationError is the error Completion the server sent for an Invoke:
-// the hub method failed, does not exist, or refused its arguments.
+// InvocationError is the error Completion the server sent for an Invoke
+// or a Stream: the hub method failed, does not exist, or refused its
+// arguments, or its stream failed after some items.
 type InvocationError struct {
 	Target  string // the invoked hub method
 	Message string // the server's error text

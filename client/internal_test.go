@@ -55,6 +55,8 @@ func FuzzHandleData(f *testing.F) {
 		`{"type":3,"invocationId":"0","result":42}` + "\x1e",
 		`{"type":3,"invocationId":"0","error":"e"}` + "\x1e",
 		`{"type":2,"invocationId":"0","item":1}` + "\x1e",
+		`{"type":2,"invocationId":"1","item":[1]}` + "\x1e" + `{"type":3,"invocationId":"1"}` + "\x1e",
+		`{"type":2,"invocationId":"1","item":null}` + "\x1e" + `{"type":3,"invocationId":"1","error":"e"}` + "\x1e",
 		`{"type":7,"error":"bye","allowReconnect":true}` + "\x1e",
 		`{"type":"1"}` + "\x1e",
 		`{"type":1,"target":"x"`,
@@ -65,11 +67,13 @@ func FuzzHandleData(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Room for every record, so that the reader never waits.
-		c, err := New("http://127.0.0.1/hub", &Options{QueueLength: len(data) + 1})
+		c, err := New("http://127.0.0.1/hub", &Options{QueueLength: len(data) + 1, StreamBufferCapacity: len(data) + 1})
 		require.NoError(t, err)
 		defer c.Close()
 		s := newSession(c, nil, "")
 		done, err := s.register("0", "x")
+		require.NoError(t, err)
+		st, err := s.openStream("1", "y")
 		require.NoError(t, err)
 		err = s.handleData(data)
 		if err != nil {
@@ -78,5 +82,6 @@ func FuzzHandleData(f *testing.F) {
 		}
 		s.end(errors.New("done"))
 		<-done
+		<-st.ended
 	})
 }

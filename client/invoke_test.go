@@ -80,7 +80,7 @@ func TestInvokeBadArguments(t *testing.T) {
 	ctx := waitCtx(t)
 	_, err := c.Invoke(ctx, "Echo", func() {})
 	assert.ErrorContains(t, err, "encode argument 0")
-	assert.ErrorContains(t, c.Send(ctx, "Echo", make(chan int)), "encode argument 0")
+	assert.ErrorContains(t, c.Send(ctx, "Echo", make(chan<- int)), "encode argument 0")
 	_, err = c.Invoke(ctx, "")
 	assert.ErrorIs(t, err, client.ErrEmptyTarget)
 	assert.ErrorIs(t, c.Send(ctx, ""), client.ErrEmptyTarget)

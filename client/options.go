@@ -87,6 +87,26 @@ type Options struct {
 	// message is dropped. Defaults to 1024.
 	QueueLength int
 
+	// StreamBufferCapacity bounds the items of one stream from the server
+	// (Stream, StreamAs) that wait for the loop ranging over it. When the
+	// buffer is full the client stops reading the socket until the loop
+	// takes an item, which pushes back on the server through TCP rather
+	// than holding more in memory, as the hub does for streams from the
+	// client. Every other message of the connection waits meanwhile, for
+	// at most StreamStallTimeout. An item is at most MaxMessageSize bytes.
+	// Defaults to 32.
+	StreamBufferCapacity int
+
+	// StreamStallTimeout bounds how long the client stops reading for one
+	// full stream buffer: a loop that takes no item for this long fails
+	// its stream with ErrStreamStalled (the client cancels it on the
+	// server, the items already buffered are still delivered) and reading
+	// resumes. It keeps a loop whose body waits for the same connection,
+	// such as an Invoke, from blocking the connection for good. A loop
+	// that needs longer than this for one item should hand items to its
+	// own worker. Defaults to 30s.
+	StreamStallTimeout time.Duration
+
 	// MaxMessageSize is the largest WebSocket message accepted from the
 	// server, in bytes. A server may put many records in one message. A
 	// larger message fails the connection. Defaults to 4 MiB.
@@ -139,6 +159,7 @@ func (o *Options) withDefaults() (Options, error) {
 		{"KeepAliveInterval", &c.KeepAliveInterval, 15 * time.Second},
 		{"ServerTimeout", &c.ServerTimeout, 30 * time.Second},
 		{"HandshakeTimeout", &c.HandshakeTimeout, 15 * time.Second},
+		{"StreamStallTimeout", &c.StreamStallTimeout, 30 * time.Second},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -154,6 +175,7 @@ func (o *Options) withDefaults() (Options, error) {
 		def  int
 	}{
 		{"QueueLength", &c.QueueLength, 1024},
+		{"StreamBufferCapacity", &c.StreamBufferCapacity, 32},
 		{"MaxMessageSize", &c.MaxMessageSize, 4 << 20},
 	}
 	for _, n := range ints {

@@ -43,11 +43,13 @@ type session struct {
 	lastRecv atomic.Int64 // Conn.now() after the last message read
 	stalled  atomic.Bool  // the reader waits for room in the dispatcher queue
 
-	// mu guards pending and cause.
+	// mu guards pending, streams and cause, and the fields of each
+	// stream in streams that its doc says it guards.
 	mu      sync.Mutex
 	pending map[string]*call
-	cause   error         // why the session ended; set once
-	stop    chan struct{} // closed when cause is set
+	streams map[string]*stream // streams from the server, by invocation ID
+	cause   error              // why the session ended; set once
+	stop    chan struct{}      // closed when cause is set
 
 	readerDone chan struct{}
 }
@@ -70,6 +72,7 @@ func newSession(c *Conn, ws *websocket.Conn, id string) *session {
 		id:         id,
 		wmu:        make(chan struct{}, 1),
 		pending:    make(map[string]*call),
+		streams:    make(map[string]*stream),
 		stop:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
@@ -79,8 +82,9 @@ func newSession(c *Conn, ws *websocket.Conn, id string) *session {
 	return s
 }
 
-// end records why the session ended and fails every pending Invoke with
-// it. Only the first call has an effect; it reports whether it was first.
+// end records why the session ended and fails every pending Invoke and
+// every stream with it. Only the first call has an effect; it reports
+// whether it was first.
 func (s *session) end(cause error) bool {
 	s.mu.Lock()
 	if s.cause != nil {
@@ -90,6 +94,10 @@ func (s *session) end(cause error) bool {
 	s.cause = cause
 	pending := s.pending
 	s.pending = nil
+	for _, st := range s.streams {
+		st.endLocked(cause, false)
+	}
+	s.streams = nil
 	close(s.stop)
 	s.mu.Unlock()
 	for _, p := range pending {
@@ -276,6 +284,9 @@ func (s *session) handleRecord(rec []byte) error {
 	case protocol.TypeInvocation:
 		return s.enqueue(&m)
 	case protocol.TypeCompletion:
+		if s.completeStream(&m) {
+			return nil
+		}
 		s.resolve(m.InvocationID, func(target string) result {
 			if m.Error != "" {
 				return result{err: &InvocationError{Target: target, Message: m.Error}}
@@ -283,6 +294,9 @@ func (s *session) handleRecord(rec []byte) error {
 			return result{raw: m.Result}
 		})
 	case protocol.TypeStreamItem:
+		if s.streamItem(&m) {
+			return nil
+		}
 		s.resolve(m.InvocationID, func(target string) result {
 			return result{err: fmt.Errorf("%w: StreamItem for %q, which is not a stream", ErrProtocol, target)}
 		})

@@ -2,9 +2,11 @@ package hubtest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"testing"
 
@@ -68,6 +70,53 @@ func Example_revocation() {
 	// closed: "Your access was revoked.", reconnect allowed: false
 }
 
+// Testing streaming hub methods: a stream read whole, one read item by
+// item and cancelled, and a stream to the hub passed as an argument.
+func Example_streaming() {
+	t := &exampleT{}
+	defer t.cleanup()
+
+	methods := map[string]any{
+		"Countdown": func(c *signalhub.Context, from int) iter.Seq[int] {
+			return func(yield func(int) bool) {
+				for i := from; i > 0; i-- {
+					if !yield(i) {
+						return // cancelled
+					}
+				}
+			}
+		},
+		"Sum": func(c *signalhub.Context, numbers <-chan int) int {
+			sum := 0
+			for n := range numbers {
+				sum += n
+			}
+			return sum
+		},
+	}
+	srv := hubtest.NewServer(t, hubtest.NewHub(t, &signalhub.Options{Methods: methods}))
+	alice := srv.Connect("alice")
+
+	var got []int
+	for _, item := range alice.MustStream("Countdown", 3) {
+		var n int
+		if err := json.Unmarshal(item, &n); err != nil {
+			panic(err)
+		}
+		got = append(got, n)
+	}
+	fmt.Println(got)
+
+	s := alice.OpenStream("Countdown", 1000)
+	s.Expect(1000, 999)
+	s.Cancel()
+
+	fmt.Println(string(alice.MustInvoke("Sum", slices.Values([]int{1, 2, 3}))))
+	// Output:
+	// [3 2 1]
+	// 6
+}
+
 // exampleT stands in for a *testing.T so that the example runs on its own.
 type exampleT struct {
 	testing.TB
@@ -78,6 +127,7 @@ func (t *exampleT) Helper()                           {}
 func (t *exampleT) Output() io.Writer                 { return io.Discard }
 func (t *exampleT) Cleanup(f func())                  { t.cleanups = append(t.cleanups, f) }
 func (t *exampleT) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (t *exampleT) Errorf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 
 func (t *exampleT) cleanup() {
 	for _, f := range slices.Backward(t.cleanups) {

@@ -19,6 +19,15 @@
 // nodes of one cluster, so that tests can show that sends, group changes,
 // counts and revocation reach every node.
 //
+// Streaming hub methods are read whole with Client.Stream and MustStream,
+// or item by item with OpenStream; a stream to the hub is an argument, as
+// for the client package (slices.Values(items) uploads a slice):
+//
+//	s := alice.OpenStream("Countdown", 10)
+//	s.Expect(10, 9, 8)
+//	s.Cancel() // the hub method's Context ends
+//	alice.MustInvoke("Sum", slices.Values([]int{1, 2, 3}))
+//
 // Every wait is bounded by Timeout and reports what arrived instead of what
 // was expected. hubtest depends on testing.TB and the standard library only
 // (besides this module), so tests may use any assertion library.
@@ -41,7 +50,8 @@ import (
 	"github.com/signalhub/signalhub/backplane/backplanetest"
 )
 
-// Timeout bounds every wait: connecting, invoking and Next.
+// Timeout bounds every wait: connecting, invoking, Next, a whole Stream,
+// and each wait for an item or the end of an OpenStream.
 const Timeout = 5 * time.Second
 
 // QuietPeriod is how long ExpectNothing listens before it concludes that
