@@ -31,16 +31,7 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 	opts := &c.hub.opts
 	var expired atomic.Bool
 	if !registered {
-		// The handshake timer drops the socket unless the handshake record
-		// has arrived by then. It is a timer, not a read deadline, so that
-		// a slow OnConnected after the handshake is not cut short.
-		c.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
-			expired.Store(true)
-			// Say why, as ASP.NET Core does, without waiting long for a
-			// client that does not read either.
-			c.writeHandshakeError(ws, "Handshake was canceled.")
-			_ = ws.CloseNow()
-		})
+		c.armHandshakeTimer(&expired)
 		defer c.hsTimer.Stop()
 	}
 	// handOff: records were handled on this goroutine, after the handshake
@@ -85,7 +76,7 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 			buf = buf[:len(buf)+n]
 			var perr error
 			handOff = handOff || (n > 0 && quiet)
-			buf, perr = c.processRecords(ws, buf, &registered)
+			buf, perr = c.processRecords(buf, &registered)
 			if perr != nil {
 				return registered, perr, false
 			}
@@ -118,12 +109,30 @@ const handoffGap = time.Second
 // is misbehaving and may not read.
 const handshakeWriteTimeout = time.Second
 
+// armHandshakeTimer starts the handshake timeout, which drops the wire
+// unless the handshake record has arrived by then. It is a timer, not a
+// read deadline, so that a slow OnConnected after the handshake is not cut
+// short. expired records that it fired.
+func (c *conn) armHandshakeTimer(expired *atomic.Bool) {
+	c.hsTimer = time.AfterFunc(c.hub.opts.HandshakeTimeout, func() {
+		expired.Store(true)
+		// Say why, as ASP.NET Core does, without waiting long for a
+		// client that does not read either.
+		c.writeHandshakeError("Handshake was canceled.")
+		_ = c.wire.closeNow()
+	})
+}
+
 // writeHandshakeError answers the handshake with an error, bounded by
-// handshakeWriteTimeout.
-func (c *conn) writeHandshakeError(ws *websocket.Conn, msg string) {
+// handshakeWriteTimeout. Only the first answer goes out: the handshake
+// timer and the reading side may both try.
+func (c *conn) writeHandshakeError(msg string) {
+	if !c.hsAnswered.CompareAndSwap(false, true) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeWriteTimeout)
 	defer cancel()
-	_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, msg))
+	_ = c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, msg)})
 }
 
 // maxPooledReadBuffer is the largest read buffer kept for reuse; a larger
@@ -162,8 +171,9 @@ func (c *conn) failTooLarge() error {
 }
 
 // processRecords handles every complete record in buf and returns the
-// partial tail moved to the front of buf.
-func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) ([]byte, error) {
+// partial tail moved to the front of buf. Every transport's reading side
+// feeds it: the WebSocket read loop, and the POSTs of the HTTP transports.
+func (c *conn) processRecords(buf []byte, registered *bool) ([]byte, error) {
 	rest := buf
 	for {
 		rec, tail, ok := protocol.NextRecord(rest)
@@ -177,7 +187,7 @@ func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) 
 		var err error
 		if *registered {
 			err = c.handleRecord(rec)
-		} else if err = c.handshake(ws, rec); err == nil {
+		} else if err = c.handshake(rec); err == nil {
 			*registered = true
 			err = c.connected()
 			c.startWriter() // also after a failed OnConnected: it sends the Close
@@ -190,8 +200,9 @@ func (c *conn) processRecords(ws *websocket.Conn, buf []byte, registered *bool) 
 	return buf[:n], nil
 }
 
-// handshake checks the handshake record, joins the hub and answers.
-func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
+// handshake checks the handshake record, joins the hub and answers
+// through the wire.
+func (c *conn) handshake(rec []byte) error {
 	if !c.hsTimer.Stop() {
 		return fmt.Errorf("%w: handshake timeout", ErrProtocol)
 	}
@@ -211,7 +222,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
 		c.qmu.Lock()
 		c.markClosingLocked(closeRequest{cause: cause, status: websocket.StatusNormalClosure})
 		c.qmu.Unlock()
-		_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, msg))
+		_ = c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, msg)})
 		return cause
 	}
 	if msg != "" {
@@ -230,7 +241,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte) error {
 		c.expTimer = time.AfterFunc(time.Until(c.expires), func() { c.closeWith(closeExpired) })
 	}
 	c.hub.subscribeUser(ctx, c)
-	if err := ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "")); err != nil {
+	if err := c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, "")}); err != nil {
 		c.hub.unregister(c)
 		return err
 	}
