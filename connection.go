@@ -289,6 +289,10 @@ func (c *conn) kickLocked() {
 		c.finishLocked()
 		return
 	}
+	if p, ok := c.wire.(*pollWire); ok {
+		p.wakeLocked() // the waiting poll writes; between polls, the queue waits
+		return
+	}
 	c.writing = true
 	go c.writeFn()
 }
@@ -317,6 +321,11 @@ func (c *conn) closeWith(r closeRequest) {
 func (c *conn) take() (batch [][]byte, closing bool, r closeRequest) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
+	return c.takeLocked()
+}
+
+// takeLocked is take with qmu held.
+func (c *conn) takeLocked() (batch [][]byte, closing bool, r closeRequest) {
 	if len(c.queue) > 0 {
 		batch, c.queue = c.queue, c.spare[:0]
 		c.spare = nil
@@ -355,10 +364,12 @@ func (c *conn) startWriter() {
 	c.qmu.Lock()
 	c.started = true
 	c.lastSend = now
-	c.keepAlive = time.AfterFunc(c.nextDeadline(now), func() {
-		c.tick.Store(true)
-		c.kick()
-	})
+	if _, inherent := c.wire.(interface{ inherentKeepAlive() }); !inherent {
+		c.keepAlive = time.AfterFunc(c.nextDeadline(now), func() {
+			c.tick.Store(true)
+			c.kick()
+		})
+	}
 	if len(c.queue) > 0 || c.closing || c.stopped.Load() {
 		c.kickLocked()
 	}

@@ -36,8 +36,9 @@ type Hub struct {
 
 	cl *cluster // nil without a backplane; set in New, then read-only
 
-	// mu guards conns, users, groups, tokens, tokenFIFO, serving and closed.
-	// Under it: map work and non-blocking enqueues only.
+	// mu guards conns, users, groups, tokens, tokenFIFO, serving,
+	// httpConns and closed. Under it: map work and non-blocking enqueues
+	// only.
 	mu        sync.RWMutex
 	conns     map[string]*conn // handshaken connections by ID
 	users     userIndex[*conn]
@@ -46,6 +47,7 @@ type Hub struct {
 	tokenFIFO []string               // tokens in negotiate order, for expiry
 	tokenHead int                    // tokenFIFO[:tokenHead] is spent
 	serving   map[*conn]struct{}     // every accepted socket, handshaken or not
+	httpConns map[string]*conn       // SSE and Long Polling connections by token
 	accepting int                    // connects admitted but not yet in serving
 	closed    bool
 
@@ -79,6 +81,8 @@ func New(opts *Options) (*Hub, error) {
 		conns:   make(map[string]*conn),
 		tokens:  make(map[string]*tokenEntry),
 		serving: make(map[*conn]struct{}),
+
+		httpConns: make(map[string]*conn),
 	}
 	wrapsConnected, wrapsDisconnected := o.OnConnected != nil, o.OnDisconnected != nil
 	for _, f := range o.Filters {
@@ -571,6 +575,7 @@ func (h *Hub) release(c *conn) {
 	delete(h.serving, c)
 	if c.token != "" {
 		delete(h.tokens, c.token)
+		delete(h.httpConns, c.token)
 	}
 	h.mu.Unlock()
 }

@@ -211,6 +211,8 @@ func (c *conn) handshake(rec []byte) error {
 	switch {
 	case err != nil:
 		msg = "An unexpected error occurred during connection handshake. " + err.Error()
+	case req.Protocol == protocolMessagePack && textOnly(c.wire):
+		msg = fmt.Sprintf("Cannot use the '%s' protocol on the current transport. The transport does not support 'Binary' transfer format.", req.Protocol)
 	case req.Protocol != protocol.ProtocolJSON:
 		msg = fmt.Sprintf("The protocol '%s' is not supported.", req.Protocol)
 	case req.Version < 0 || req.Version > protocol.MaxHandshakeVersion:
