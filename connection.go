@@ -451,6 +451,9 @@ func (c *conn) finish(registered bool, readErr error) {
 		}
 		_ = c.wire.close(r.status, r.reason)
 	}
+	if l, ok := c.wire.(interface{ linger(context.Context) }); ok {
+		l.linger(c.ctx) // its client may still come for what the transport holds
+	}
 	c.cancel(disconnectCause(r.cause))
 	c.invocations.Wait()
 	c.hub.release(c)

@@ -23,8 +23,20 @@ import (
 )
 
 // errPolledOut ends a Long Polling client's reader when a poll is
-// answered 204: the server ended the connection.
-var errPolledOut = errors.New("poll answered 204")
+// answered 204: the server ended the connection. A poll that comes once
+// the hub has forgotten the connection gets 404 (errPollGone) instead, as
+// from ASP.NET Core: after a Close message it is either.
+var (
+	errPolledOut = errors.New("poll answered 204")
+	errPollGone  = errors.New("poll answered 404")
+)
+
+// transportEnded reports whether err is how a transport ends once the
+// server closed the connection: the event stream's end, or a poll
+// answered 204 or 404.
+func transportEnded(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, errPolledOut) || errors.Is(err, errPollGone)
+}
 
 // httpClient is a minimal SignalR JSON client on Server-Sent Events or
 // Long Polling, made of plain net/http requests, as the official clients
@@ -236,6 +248,9 @@ func (c *httpClient) pollLoop(ctx context.Context) {
 			return
 		case status == http.StatusNoContent:
 			c.end(errPolledOut)
+			return
+		case status == http.StatusNotFound:
+			c.end(errPollGone)
 			return
 		case status != http.StatusOK:
 			c.end(fmt.Errorf("poll answered %d: %s", status, body))
@@ -454,7 +469,7 @@ func (c *httpClient) ExpectClose(t testing.TB) (protocol.Message, error) {
 }
 
 // ExpectClosed requires the transport to end and returns why: io.EOF for
-// an event stream, errPolledOut for polls.
+// an event stream, errPolledOut or errPollGone for polls.
 func (c *httpClient) ExpectClosed(t testing.TB) error {
 	t.Helper()
 	readErr, err := c.WaitClosed(waitCtx(t))

@@ -41,11 +41,12 @@ type pollWire struct {
 	in *httpInput
 	c  *conn
 
-	waiting *pollRequest // the poll waiting for something to send
-	pre     [][]byte     // written before the writer started: the handshake's answer
-	gone    bool         // the transport ended: polls get what pre holds, then 204
-	idle    *time.Timer  // ends the connection when no poll comes in time
-	final   closeRequest // the close whose Close message a poll took
+	waiting *pollRequest  // the poll waiting for something to send
+	pre     [][]byte      // written before the writer started: the handshake's answer
+	gone    bool          // the transport ended: polls get what pre holds, then 204
+	idle    *time.Timer   // ends the connection when no poll comes in time
+	final   closeRequest  // the close whose Close message a poll took
+	taken   chan struct{} // closed when a poll takes pre; see linger
 }
 
 // pollRequest is a waiting poll.
@@ -109,6 +110,30 @@ func (p *pollWire) end() {
 	p.wakeLocked()
 	p.c.qmu.Unlock()
 	p.in.end(errTransportClosed)
+}
+
+// linger keeps an ended connection's token valid until a poll has taken
+// the handshake's answer (an error) that pre still holds, at most
+// DisconnectTimeout or until ctx ends: the refused handshake's POST and
+// the poll that is to carry the answer race, and a poll that came after
+// the connection was forgotten would get 404 instead of the reason.
+func (p *pollWire) linger(ctx context.Context) {
+	c := p.c
+	c.qmu.Lock()
+	if len(p.pre) == 0 {
+		c.qmu.Unlock()
+		return
+	}
+	taken := make(chan struct{})
+	p.taken = taken
+	c.qmu.Unlock()
+	t := time.NewTimer(c.hub.opts.DisconnectTimeout)
+	defer t.Stop()
+	select {
+	case <-taken:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // armIdleLocked starts counting DisconnectTimeout when no poll waits. The
@@ -259,6 +284,10 @@ func (p *pollWire) collectLocked(req *pollRequest) (batch [][]byte, final bool, 
 		return nil, false, pollWait // an older poll is still writing its answer
 	}
 	batch, p.pre = p.pre, nil
+	if p.taken != nil && len(batch) > 0 {
+		close(p.taken)
+		p.taken = nil
+	}
 	if c.started && !c.finished {
 		if c.stopped.Load() {
 			c.finishLocked()
