@@ -17,7 +17,18 @@
 //		},
 //	})
 //	...
-//	hub.Mount(mux, "/chathub") // POST /chathub/negotiate and the WebSocket at /chathub
+//	hub.Mount(mux, "/chathub") // POST /chathub/negotiate and the transports at /chathub
+//
+// # Transports
+//
+// The hub offers WebSockets, Server-Sent Events and Long Polling, in that
+// order, as the official clients expect (see [Options].Transports): they
+// fall back to the next transport where one cannot start. On the HTTP
+// transports the client's messages arrive in POSTs, each request of a
+// connection is authenticated again, and the connection's messages go out
+// as events of its stream or in the answers to its polls, with the same
+// bounded queue, users, groups and limits as on a WebSocket. Between polls
+// a Long Polling connection holds no goroutine.
 //
 // # Users and groups
 //
@@ -90,8 +101,9 @@
 // # Shutdown
 //
 // http.Server.Shutdown does not wait for WebSockets, which are hijacked
-// connections. Call [Hub.Shutdown] from http.Server.RegisterOnShutdown (or
-// yourself): it sends every client what was queued and a Close message that
+// connections, and waits for event streams and polls, which only end with
+// their connections. Call [Hub.Shutdown] from
+// http.Server.RegisterOnShutdown (or yourself): it sends every client what was queued and a Close message that
 // lets clients with automatic reconnect come back, waits for every goroutine
 // the hub started, and makes later calls return [ErrHubClosed] and later
 // connects get 503.

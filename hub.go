@@ -14,7 +14,7 @@ import (
 
 // Hub tracks every connection by connection ID, by user and by group, and
 // fans messages out to them. It is an http.Handler that serves SignalR's
-// negotiate and WebSocket endpoints (see Hub.Mount).
+// negotiate and transport endpoints (see Hub.Mount).
 //
 // A Hub is safe for concurrent use. Its Send methods only queue messages:
 // they never wait for a socket, and a connection whose queue is full is
@@ -114,9 +114,10 @@ type Router interface {
 }
 
 // Mount registers the hub on mux at path (such as "/chathub"): the
-// negotiate endpoint at path+"/negotiate" and the WebSocket endpoint at
-// path itself, with no redirect in between (WebSocket clients do not
-// follow redirects).
+// negotiate endpoint at path+"/negotiate" and the transports' endpoint
+// (WebSocket connect, event stream, polls, POSTs and DELETE) at path
+// itself, with no redirect in between (WebSocket clients do not follow
+// redirects).
 func (h *Hub) Mount(mux Router, path string) {
 	mux.Handle(path, h)
 	mux.Handle(path+"/negotiate", h)
@@ -610,7 +611,9 @@ func (h *Hub) disconnected(c *conn, cause error) {
 //
 // http.Server.Shutdown does not wait for WebSockets, which are hijacked
 // connections: register the hub's Shutdown with
-// http.Server.RegisterOnShutdown, or call it yourself.
+// http.Server.RegisterOnShutdown, or call it yourself. A Long Polling
+// connection's Close message goes out with its next poll; one whose client
+// does not poll again is dropped after Options.DisconnectTimeout.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	first := !h.closed

@@ -96,19 +96,22 @@ type Options struct {
 	// KeepAliveInterval is how long a connection may go without the server
 	// sending anything before it sends a Ping. Defaults to 15s. Keep it at
 	// most half the clients' server timeout (30s in the official clients).
+	// Long Polling gets no Pings: its polls keep it alive.
 	KeepAliveInterval time.Duration
 
 	// ClientTimeout closes a connection that has sent nothing (not even a
 	// Ping) for this long. Defaults to 30s. The official clients ping every
-	// 15s, also while they wait for a long-running hub method.
+	// 15s, also while they wait for a long-running hub method. Long Polling
+	// clients send no Pings; DisconnectTimeout applies to them instead.
 	ClientTimeout time.Duration
 
 	// HandshakeTimeout closes a connection that has not completed the
-	// handshake this long after the WebSocket opened. Defaults to 15s.
+	// handshake this long after its transport opened. Defaults to 15s.
 	HandshakeTimeout time.Duration
 
 	// NegotiateTimeout is how long a negotiated connection token stays valid
-	// for the WebSocket connect that should follow. Defaults to 15s.
+	// for the transport's start (the WebSocket connect, the event stream or
+	// the first poll) that should follow. Defaults to 15s.
 	NegotiateTimeout time.Duration
 
 	// MaxMessageSize is the largest incoming record in bytes. A larger one
