@@ -67,6 +67,13 @@ func (in *httpInput) end(err error) {
 	})
 }
 
+// endLocked is end for the POST that holds mu: no later POST is
+// processed.
+func (in *httpInput) endLocked(err error) {
+	in.ended = true
+	in.end(err)
+}
+
 // finish waits for a POST being processed, then closes the connection
 // (conn.finish). The hub's WaitGroup counts it since the connection was
 // created.
@@ -389,26 +396,26 @@ func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case err == errClientClose:
-		in.end(err)
+		in.endLocked(err)
 	case errors.As(err, &tooLarge):
 		err = c.failRead(closeRequest{
 			cause:          fmt.Errorf("%w: POST body over %d bytes", ErrMessageTooLarge, limit),
 			errMsg:         fmt.Sprintf("Connection closed with an error. A POST body was larger than %d bytes.", limit),
 			allowReconnect: true, status: websocket.StatusMessageTooBig, reason: "message too large",
 		})
-		in.end(err)
+		in.endLocked(err)
 		http.Error(w, fmt.Sprintf("The request body is larger than %d bytes.", limit), http.StatusRequestEntityTooLarge)
 	case c.readFail != nil:
-		in.end(err)
+		in.endLocked(err)
 		http.Error(w, strings.TrimPrefix(c.readFail.errMsg, "Connection closed with an error. "), http.StatusBadRequest)
 	case errors.As(err, new(bodyError)):
 		// The request broke off: what the body held is lost partway.
-		in.end(err)
+		in.endLocked(err)
 		http.Error(w, "The request body could not be read.", http.StatusBadRequest)
 	default:
 		// The handshake was refused, or OnConnected failed: the client
 		// reads why on the transport, as on a WebSocket.
-		in.end(err)
+		in.endLocked(err)
 	}
 }
 

@@ -978,3 +978,32 @@ func TestHTTPTransportHandshakeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPTransportExpiredToken: a negotiated token whose transport did
+// not start within NegotiateTimeout starts none, as for WebSockets.
+func TestHTTPTransportExpiredToken(t *testing.T) {
+	t.Parallel()
+	for _, tr := range httpTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			opts := lpOptions()
+			opts.NegotiateTimeout = negotiateTimeout
+			f := newFixture(t, opts)
+			by := f.Dial(t, dialOptions{})
+			neg, err := f.negotiate(waitCtx(t), dialOptions{})
+			require.NoError(t, err)
+			// The deadline is at most negotiateTimeout after the answer
+			// arrived here (see the WebSocket case in badinput_test.go).
+			<-time.After(negotiateTimeout + time.Millisecond)
+			h := http.Header{}
+			if tr.sse {
+				h.Set("Accept", "text/event-stream")
+			}
+			status, body, err := f.do(waitCtx(t), http.MethodGet, "", "id="+neg.ConnectionToken, h)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusNotFound, status)
+			assert.Equal(t, "No Connection with that ID", strings.TrimSpace(string(body)))
+			checkBystander(t, f, by, "after the expired token")
+		})
+	}
+}
