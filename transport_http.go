@@ -313,21 +313,21 @@ func (h *Hub) openHTTPConn(w http.ResponseWriter, token string, claims Claims, u
 	in.c = c
 
 	h.mu.Lock()
-	refused := true
+	var refuse func(http.ResponseWriter) // answers once the lock is released
 	switch e = h.tokens[token]; {
 	case h.closed:
-		refuseClosed(w)
+		refuse = refuseClosed
 	case e == nil || e.id != id || (!e.attached && time.Now().After(e.expires)):
-		noConnection(w)
+		refuse = noConnection
 	case e.attached:
 		// Another request started the connection first.
-		w.WriteHeader(http.StatusConflict)
-	case !h.admitLocked(w, userID):
-	default:
-		refused = false
+		refuse = func(w http.ResponseWriter) { w.WriteHeader(http.StatusConflict) }
+	case !h.admitLocked(w, userID): // it has answered
+		refuse = func(http.ResponseWriter) {}
 	}
-	if refused {
+	if refuse != nil {
 		h.mu.Unlock()
+		refuse(w)
 		c.cancel(errTransportClosed)
 		return nil
 	}
