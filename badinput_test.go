@@ -376,10 +376,43 @@ func badInputCases() []badInputCase {
 		{
 			name: "GET with the bystander's token, no upgrade (long polling)",
 			act:  request(http.MethodGet, "", "id="+bystanderToken, nil),
-			want: httpAnswer(http.StatusNotFound, "LongPolling transport not supported by this end point type"),
+			want: httpAnswer(http.StatusBadRequest, "Cannot change transports mid-connection"),
 		},
 		{
-			name: "GET with an id, no upgrade, Accept text/event-stream (SSE)",
+			name: "GET with the bystander's token, Accept text/event-stream (SSE)",
+			act:  request(http.MethodGet, "", "id="+bystanderToken, http.Header{"Accept": {"text/event-stream"}}),
+			want: httpAnswer(http.StatusBadRequest, "Cannot change transports mid-connection"),
+		},
+		{
+			name: "GET with an unknown id, no upgrade, Accept text/event-stream (SSE)",
+			act:  request(http.MethodGet, "", "id=abc", http.Header{"Accept": {"text/event-stream"}}),
+			want: httpAnswer(http.StatusNotFound, "No Connection with that ID"),
+		},
+		{
+			name: "GET with an unknown id, no upgrade (long polling)",
+			act:  request(http.MethodGet, "", "id=abc", nil),
+			want: httpAnswer(http.StatusNotFound, "No Connection with that ID"),
+		},
+		{
+			name: "POST with an unknown id",
+			act:  request(http.MethodPost, "", "id=abc", nil),
+			want: httpAnswer(http.StatusNotFound, "No Connection with that ID"),
+		},
+		{
+			name: "POST without an id",
+			act:  request(http.MethodPost, "", "", nil),
+			want: httpAnswer(http.StatusBadRequest, "Connection ID required"),
+		},
+		{
+			name: "DELETE with an unknown id",
+			act:  request(http.MethodDelete, "", "id=abc", nil),
+			want: httpAnswer(http.StatusNotFound, "No Connection with that ID"),
+		},
+		{
+			name: "SSE or long polling with a WebSocket-only hub",
+			options: func(o *signalhub.Options) {
+				o.Transports = signalhub.TransportWebSockets
+			},
 			act:  request(http.MethodGet, "", "id=abc", http.Header{"Accept": {"text/event-stream"}}),
 			want: httpAnswer(http.StatusNotFound, "ServerSentEvents transport not supported by this end point type"),
 		},

@@ -15,17 +15,20 @@ import (
 	"github.com/signalhub/signalhub/protocol"
 )
 
-// wire is the socket under a connection. Until the handshake is answered
-// the read goroutine owns it; from then on only the writer goroutine calls
-// write and close. closeNow is safe from any goroutine.
+// wire is the transport under a connection: a WebSocket, or the stream
+// or polls of an HTTP transport. Until the handshake is answered the
+// reading side owns it; from then on only the writer calls write and
+// close. closeNow is safe from any goroutine, and so is the handshake
+// error's write (see writeHandshakeError).
 type wire interface {
-	// write sends records, each a whole JSON record ending in the
-	// separator, as one text message (see binaryWire for MessagePack).
+	// write sends records, each a whole record of the connection's
+	// protocol, as one message: a WebSocket text message, an SSE event, a
+	// poll's body (see binaryWire for MessagePack's binary messages).
 	write(ctx context.Context, records [][]byte) error
-	// close sends a close frame with status and reason and waits (bounded)
-	// for the peer's.
+	// close ends the transport after what was written: a close frame with
+	// status and reason, waiting (bounded) for the peer's.
 	close(status websocket.StatusCode, reason string) error
-	// closeNow drops the socket at once.
+	// closeNow drops the transport at once.
 	closeNow() error
 }
 
@@ -151,6 +154,7 @@ type conn struct {
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
 
 	connectedOK bool          // OnConnected succeeded; read goroutine only
+	hsAnswered  atomic.Bool   // a handshake error was written
 	hsTimer     *time.Timer   // handshake timeout; read goroutine only
 	readFail    *closeRequest // why the read loop gave up; read goroutine only
 
@@ -355,6 +359,10 @@ func (c *conn) kickLocked() {
 		c.finishLocked()
 		return
 	}
+	if p, ok := c.wire.(*pollWire); ok {
+		p.wakeLocked() // the waiting poll writes; between polls, the queue waits
+		return
+	}
 	c.writing = true
 	go c.writeFn()
 }
@@ -383,6 +391,11 @@ func (c *conn) closeWith(r closeRequest) {
 func (c *conn) take() (batch [][]byte, closing bool, r closeRequest) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
+	return c.takeLocked()
+}
+
+// takeLocked is take with qmu held.
+func (c *conn) takeLocked() (batch [][]byte, closing bool, r closeRequest) {
 	if len(c.queue) > 0 {
 		batch, c.queue = c.queue, c.spare[:0]
 		c.spare = nil
@@ -422,10 +435,12 @@ func (c *conn) startWriter() {
 	c.qmu.Lock()
 	c.started = true
 	c.lastSend = now
-	c.keepAlive = time.AfterFunc(c.nextDeadline(now), func() {
-		c.tick.Store(true)
-		c.kick()
-	})
+	if _, inherent := c.wire.(interface{ inherentKeepAlive() }); !inherent {
+		c.keepAlive = time.AfterFunc(c.nextDeadline(now), func() {
+			c.tick.Store(true)
+			c.kick()
+		})
+	}
 	if len(c.queue) > 0 || c.closing || c.stopped.Load() {
 		c.kickLocked()
 	}
@@ -449,7 +464,7 @@ var errClientClose = errors.New("client sent close")
 func (c *conn) serve(ws *websocket.Conn) {
 	registered, readErr, handedOff := c.readLoop(ws, false)
 	if !handedOff {
-		c.finish(ws, registered, readErr)
+		c.finish(registered, readErr)
 	}
 }
 
@@ -458,13 +473,13 @@ func (c *conn) serve(ws *websocket.Conn) {
 func (c *conn) continueReading(ws *websocket.Conn) {
 	_, readErr, handedOff := c.readLoop(ws, true)
 	if !handedOff {
-		c.finish(ws, true, readErr)
+		c.finish(true, readErr)
 	}
 }
 
 // finish closes the connection once reading has ended, runs
 // OnDisconnected and tells the hub the connection's goroutines are done.
-func (c *conn) finish(ws *websocket.Conn, registered bool, readErr error) {
+func (c *conn) finish(registered bool, readErr error) {
 	defer c.hub.wg.Done()
 	if c.expTimer != nil {
 		c.expTimer.Stop()
@@ -498,16 +513,19 @@ func (c *conn) finish(ws *websocket.Conn, registered bool, readErr error) {
 	}
 	switch {
 	case !serverClose && readErr == errClientClose:
-		_ = ws.Close(websocket.StatusNormalClosure, "")
+		_ = c.wire.close(websocket.StatusNormalClosure, "")
 	case !serverClose:
-		_ = ws.CloseNow()
+		_ = c.wire.closeNow()
 	case !registered:
 		if f := c.readFail; f != nil {
 			// A record broke the limits before the handshake: answer it.
-			c.writeHandshakeError(ws, "An unexpected error occurred during connection handshake. "+
+			c.writeHandshakeError("An unexpected error occurred during connection handshake. " +
 				strings.TrimPrefix(f.errMsg, "Connection closed with an error. "))
 		}
-		_ = ws.Close(r.status, r.reason)
+		_ = c.wire.close(r.status, r.reason)
+	}
+	if l, ok := c.wire.(interface{ linger(context.Context) }); ok {
+		l.linger(c.ctx) // its client may still come for what the transport holds
 	}
 	c.cancel(disconnectCause(r.cause))
 	c.invocations.Wait()

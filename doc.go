@@ -30,7 +30,7 @@
 //		return err
 //	}
 //	mux := http.NewServeMux()
-//	hub.Mount(mux, "/chathub") // POST /chathub/negotiate and the WebSocket at /chathub
+//	hub.Mount(mux, "/chathub") // POST /chathub/negotiate and the transports at /chathub
 //	srv := &http.Server{Addr: ":5000", Handler: mux}
 //	srv.RegisterOnShutdown(func() { _ = hub.Shutdown(context.Background()) })
 //
@@ -52,6 +52,18 @@
 // ([ErrEmptyName]), and so are names beyond the limits ([ErrInvalidName]).
 // After [Hub.Shutdown] or [Hub.Close], sends, group changes, counts and
 // client results return [ErrHubClosed].
+//
+// # Transports
+//
+// The hub offers WebSockets, Server-Sent Events and Long Polling, in that
+// order, as the official clients expect (see [Options].Transports): they
+// fall back to the next transport where one cannot start. On the HTTP
+// transports the client's messages arrive in POSTs, each request of a
+// connection is authenticated again, and the connection's messages go out
+// as events of its stream or in the answers to its polls, with the same
+// bounded queue, users, groups and limits as on a WebSocket. Between polls
+// a Long Polling connection holds no goroutine. Server-Sent Events carry
+// text only, so MessagePack clients use WebSockets or Long Polling.
 //
 // # Users and groups
 //
@@ -231,7 +243,8 @@
 // connections. Call [Hub.Shutdown] from http.Server.RegisterOnShutdown (or
 // yourself). It drains: new negotiations and connects get 503, sends and
 // group changes return [ErrHubClosed], the invocations each connection has
-// already received run to their end with their [Context.Context] done (so
+// already received run to their end (event streams and polls end with
+// their connections) with their [Context.Context] done (so
 // that they wrap up) and send their Completions, invocations that arrive
 // meanwhile get an error Completion, and then each client gets what was
 // queued for it and a Close message that lets clients with automatic

@@ -25,7 +25,8 @@ var (
 	ErrSlowConsumer = errors.New("signalhub: connection closed: outgoing queue full")
 
 	// ErrClientTimeout is the cause given to OnDisconnected for a connection
-	// that sent nothing within Options.ClientTimeout.
+	// that sent nothing within Options.ClientTimeout, or, on Long Polling,
+	// did not poll within Options.DisconnectTimeout.
 	ErrClientTimeout = errors.New("signalhub: connection closed: client timeout")
 
 	// ErrMessageTooLarge is the cause given to OnDisconnected for a

@@ -161,7 +161,13 @@ func fuzzRequest(method, path, rawQuery, headers string) *http.Request {
 // RequireAuth with nothing to authenticate.
 func fuzzHub(t *testing.T, auth uint8) *signalhub.Hub {
 	t.Helper()
-	opts := &signalhub.Options{Logger: slog.New(slog.DiscardHandler)}
+	return fuzzHubWith(t, auth, 0)
+}
+
+// fuzzHubWith is fuzzHub offering transports (0: all).
+func fuzzHubWith(t *testing.T, auth uint8, transports signalhub.Transports) *signalhub.Hub {
+	t.Helper()
+	opts := &signalhub.Options{Logger: slog.New(slog.DiscardHandler), Transports: transports}
 	if auth == 1 || auth == 2 {
 		a, err := signalhub.NewJWTAuthenticator(signalhub.JWTOptions{Key: fuzzKey})
 		require.NoError(t, err)
@@ -354,7 +360,7 @@ func FuzzNegotiate(f *testing.F) {
 
 		require.True(t, authOK, "negotiated with credentials %q", presented)
 		require.False(t, closed)
-		resp := requireNegotiateResponse(t, w.Body.Bytes())
+		resp := requireNegotiateResponse(t, w.Body.Bytes(), signalhub.AllTransports)
 		if len(versions) == 0 {
 			require.Zero(t, resp.NegotiateVersion)
 		} else {
@@ -368,7 +374,7 @@ func FuzzNegotiate(f *testing.F) {
 		w2 := httptest.NewRecorder()
 		hub.ServeHTTP(w2, r)
 		require.Equal(t, http.StatusOK, w2.Code, "%s", w2.Body)
-		resp2 := requireNegotiateResponse(t, w2.Body.Bytes())
+		resp2 := requireNegotiateResponse(t, w2.Body.Bytes(), signalhub.AllTransports)
 		require.NotEqual(t, resp.ConnectionID, resp2.ConnectionID)
 		if resp.NegotiateVersion >= 1 {
 			require.NotEqual(t, resp.ConnectionToken, resp2.ConnectionToken)
@@ -381,8 +387,8 @@ func FuzzNegotiate(f *testing.F) {
 }
 
 // requireNegotiateResponse decodes a successful negotiate body and checks
-// it as a client would.
-func requireNegotiateResponse(t *testing.T, body []byte) protocol.NegotiateResponse {
+// it as a client would; it must offer transports, in SignalR's order.
+func requireNegotiateResponse(t *testing.T, body []byte, transports signalhub.Transports) protocol.NegotiateResponse {
 	t.Helper()
 	var resp protocol.NegotiateResponse
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -397,18 +403,30 @@ func requireNegotiateResponse(t *testing.T, body []byte) protocol.NegotiateRespo
 	} else {
 		require.Empty(t, resp.ConnectionToken)
 	}
-	require.Equal(t, []protocol.AvailableTransport{{
-		Transport:       protocol.TransportWebSockets,
-		TransferFormats: []string{"Text", "Binary"},
-	}}, resp.AvailableTransports)
+	var want []protocol.AvailableTransport
+	for _, tr := range []struct {
+		t       signalhub.Transports
+		name    string
+		formats []string
+	}{
+		{signalhub.TransportWebSockets, protocol.TransportWebSockets, []string{"Text", "Binary"}},
+		{signalhub.TransportServerSentEvents, protocol.TransportServerSentEvents, []string{"Text"}},
+		{signalhub.TransportLongPolling, protocol.TransportLongPolling, []string{"Text", "Binary"}},
+	} {
+		if transports&tr.t != 0 {
+			want = append(want, protocol.AvailableTransport{Transport: tr.name, TransferFormats: tr.formats})
+		}
+	}
+	require.Equal(t, want, resp.AvailableTransports)
 	require.False(t, resp.UseStatefulReconnect, "the hub does not offer stateful reconnect")
 	return resp
 }
 
 // FuzzConnectWithoutUpgrade sends fuzzed requests that are not WebSocket
-// upgrades to a hub's connect endpoint, after one negotiate; "{token}"
-// and "{id}" in the query stand for the negotiated token and connection
-// ID. The hub answers as ASP.NET Core does for a WebSocket-only endpoint:
+// upgrades to the connect endpoint of a hub that offers WebSockets only
+// (Options.Transports), after one negotiate; "{token}" and "{id}" in the
+// query stand for the negotiated token and connection ID. The hub answers
+// as ASP.NET Core does for a WebSocket-only endpoint:
 // GET without an id is 400 "Connection ID required", GET with one is 404
 // "<transport> transport not supported" (Server-Sent Events when the
 // Accept header asks for them, else Long Polling), POST 405, DELETE 400,
@@ -439,11 +457,11 @@ func FuzzConnectWithoutUpgrade(f *testing.F) {
 		if strings.HasSuffix(path, "/negotiate") {
 			return // FuzzNegotiate's
 		}
-		hub := fuzzHub(t, 0)
+		hub := fuzzHubWith(t, 0, signalhub.TransportWebSockets)
 		w := httptest.NewRecorder()
 		hub.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/hub/negotiate?negotiateVersion=1", nil))
 		require.Equal(t, http.StatusOK, w.Code)
-		neg := requireNegotiateResponse(t, w.Body.Bytes())
+		neg := requireNegotiateResponse(t, w.Body.Bytes(), signalhub.TransportWebSockets)
 
 		rawQuery = strings.NewReplacer("{token}", neg.ConnectionToken, "{id}", neg.ConnectionID).Replace(rawQuery)
 		r := fuzzRequest(method, path, rawQuery, headers)

@@ -17,14 +17,19 @@ import (
 	"github.com/signalhub/signalhub/protocol"
 )
 
-// ServeHTTP serves SignalR's HTTP endpoints: POST .../negotiate, and the
-// WebSocket connect on any other path. Mount it with Hub.Mount, or route
-// both the hub path and path+"/negotiate" to it yourself.
+// ServeHTTP serves SignalR's HTTP endpoints: POST .../negotiate, and on any
+// other path the transports of Options.Transports: the WebSocket connect,
+// and the requests of Server-Sent Events and Long Polling (the event
+// stream, polls, POSTs of the client's messages, DELETE). Mount it with
+// Hub.Mount, or route both the hub path and path+"/negotiate" to it
+// yourself.
 //
 // After a WebSocket upgrade, ServeHTTP returns once the handshake is done:
 // the connection goes on in goroutines of the hub's own, which Shutdown and
 // Close wait for, so that the HTTP server's request state and goroutine are
-// not held for the connection's lifetime.
+// not held for the connection's lifetime. A Server-Sent Events stream
+// holds its request until the connection ends; a poll, until it is
+// answered.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasSuffix(r.URL.Path, "/negotiate") {
 		h.serveNegotiate(w, r)
@@ -34,13 +39,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		h.serveConnect(w, r)
 	case http.MethodPost:
-		// The send half of SSE and Long Polling, which this hub does not
-		// offer: every connection is a WebSocket one.
-		http.Error(w, "POST requests are not allowed for WebSocket connections.", http.StatusMethodNotAllowed)
+		h.serveSend(w, r) // Server-Sent Events and Long Polling
 	case http.MethodDelete:
-		http.Error(w, "Cannot terminate this connection using the DELETE endpoint.", http.StatusBadRequest)
+		h.serveDelete(w, r) // Long Polling
 	default:
-		w.Header().Set("Allow", "GET")
+		w.Header().Set("Allow", h.allowedMethods())
 		http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
 	}
 }
@@ -229,12 +232,9 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 
 	resp := protocol.NegotiateResponse{
-		NegotiateVersion: version,
-		ConnectionID:     id,
-		AvailableTransports: []protocol.AvailableTransport{{
-			Transport:       protocol.TransportWebSockets,
-			TransferFormats: []string{"Text", "Binary"},
-		}},
+		NegotiateVersion:    version,
+		ConnectionID:        id,
+		AvailableTransports: h.opts.Transports.available(),
 	}
 	if version >= 1 {
 		resp.ConnectionToken = token
@@ -288,21 +288,17 @@ func isWebSocketUpgrade(r *http.Request) bool {
 
 // serveConnect upgrades GET {hub}?id=<token> to a WebSocket and runs the
 // connection. Without an id (skipNegotiation) it creates the connection on
-// the spot.
+// the spot. A GET that is no upgrade is an HTTP transport's.
 func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
-	token, _ := queryValue(r, "id")
 	if !isWebSocketUpgrade(r) {
-		if token == "" {
-			http.Error(w, "Connection ID required", http.StatusBadRequest)
-			return
-		}
-		transport := protocol.TransportLongPolling
-		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-			transport = protocol.TransportServerSentEvents
-		}
-		http.Error(w, transport+" transport not supported by this end point type", http.StatusNotFound)
+		h.serveHTTPTransport(w, r)
 		return
 	}
+	if h.opts.Transports&TransportWebSockets == 0 {
+		http.Error(w, protocol.TransportWebSockets+" transport not supported by this end point type", http.StatusNotFound)
+		return
+	}
+	token, _ := queryValue(r, "id")
 	claims, userID, exp, ok := h.identify(w, r)
 	if !ok {
 		return
@@ -327,6 +323,10 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 		case e == nil || (!e.attached && time.Now().After(e.expires)):
 			h.mu.Unlock()
 			http.Error(w, "No Connection with that ID", http.StatusNotFound)
+			return
+		case h.httpConns[token] != nil:
+			h.mu.Unlock()
+			cannotChangeTransports(w)
 			return
 		case e.attached:
 			h.mu.Unlock()

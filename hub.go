@@ -13,7 +13,7 @@ import (
 
 // Hub tracks every connection by connection ID, by user and by group, and
 // fans messages out to them. It is an http.Handler that serves SignalR's
-// negotiate and WebSocket endpoints (see Hub.Mount).
+// negotiate and transport endpoints (see Hub.Mount).
 //
 // A Hub is safe for concurrent use. Its Send methods only queue messages:
 // they never wait for a socket, and a connection whose queue is full is
@@ -35,8 +35,9 @@ type Hub struct {
 
 	cl *cluster // nil without a backplane; set in New, then read-only
 
-	// mu guards conns, users, groups, tokens, tokenFIFO, serving and closed.
-	// Under it: map work and non-blocking enqueues only.
+	// mu guards conns, users, groups, tokens, tokenFIFO, serving,
+	// httpConns and closed. Under it: map work and non-blocking enqueues
+	// only.
 	mu        sync.RWMutex
 	conns     map[string]*conn // handshaken connections by ID
 	users     userIndex[*conn]
@@ -45,6 +46,7 @@ type Hub struct {
 	tokenFIFO []string               // tokens in negotiate order, for expiry
 	tokenHead int                    // tokenFIFO[:tokenHead] is spent
 	serving   map[*conn]struct{}     // every accepted socket, handshaken or not
+	httpConns map[string]*conn       // SSE and Long Polling connections by token
 	accepting int                    // connects admitted but not yet in serving
 	closed    bool
 
@@ -83,6 +85,8 @@ func New(opts *Options) (*Hub, error) {
 		conns:   make(map[string]*conn),
 		tokens:  make(map[string]*tokenEntry),
 		serving: make(map[*conn]struct{}),
+
+		httpConns: make(map[string]*conn),
 	}
 	wrapsConnected, wrapsDisconnected := o.OnConnected != nil, o.OnDisconnected != nil
 	for _, f := range o.Filters {
@@ -115,9 +119,10 @@ type Router interface {
 }
 
 // Mount registers the hub on mux at path (such as "/chathub"): the
-// negotiate endpoint at path+"/negotiate" and the WebSocket endpoint at
-// path itself, with no redirect in between (WebSocket clients do not
-// follow redirects).
+// negotiate endpoint at path+"/negotiate" and the transports' endpoint
+// (WebSocket connect, event stream, polls, POSTs and DELETE) at path
+// itself, with no redirect in between (WebSocket clients do not follow
+// redirects).
 func (h *Hub) Mount(mux Router, path string) {
 	mux.Handle(path, h)
 	mux.Handle(path+"/negotiate", h)
@@ -582,6 +587,7 @@ func (h *Hub) release(c *conn) {
 	delete(h.serving, c)
 	if c.token != "" {
 		delete(h.tokens, c.token)
+		delete(h.httpConns, c.token)
 	}
 	h.mu.Unlock()
 }
@@ -616,7 +622,9 @@ func (h *Hub) disconnected(c *conn, cause error) {
 //
 // http.Server.Shutdown does not wait for WebSockets, which are hijacked
 // connections: register the hub's Shutdown with
-// http.Server.RegisterOnShutdown, or call it yourself.
+// http.Server.RegisterOnShutdown, or call it yourself. A Long Polling
+// connection's Close message goes out with its next poll; one whose client
+// does not poll again is dropped after Options.DisconnectTimeout.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	first := !h.closed

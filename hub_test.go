@@ -136,7 +136,9 @@ func TestNegotiateVersion1(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &fields), "%s", body)
 	assert.NotContains(t, fields, "error")
 	assert.NotContains(t, fields, "useStatefulReconnect", "only sent when the client asks for it")
-	assert.JSONEq(t, `[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]`, string(fields["availableTransports"]))
+	assert.JSONEq(t, `[{"transport":"WebSockets","transferFormats":["Text","Binary"]},`+
+		`{"transport":"ServerSentEvents","transferFormats":["Text"]},`+
+		`{"transport":"LongPolling","transferFormats":["Text","Binary"]}]`, string(fields["availableTransports"]))
 
 	var res negotiateResult
 	require.NoError(t, json.Unmarshal(body, &res))
@@ -382,9 +384,12 @@ func TestConnectSkipNegotiation(t *testing.T) {
 	c.ExpectInvocation(t, "Hello", "skip")
 }
 
+// TestConnectWithoutUpgrade checks the answers of a hub that offers
+// WebSockets only to the requests of the other transports, which are those
+// of ASP.NET Core's WebSocket-only endpoints.
 func TestConnectWithoutUpgrade(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
+	f := newFixture(t, &signalhub.Options{Transports: signalhub.TransportWebSockets})
 	for _, tc := range []struct {
 		name, method, query, accept string
 		status                      int

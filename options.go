@@ -113,23 +113,29 @@ type Options struct {
 	// KeepAliveInterval is how long a connection may go without the server
 	// sending anything before it sends a Ping. Defaults to 15s. Keep it at
 	// most half the clients' server timeout (30s in the official clients).
+	// Long Polling gets no Pings: its polls keep it alive.
 	KeepAliveInterval time.Duration
 
 	// ClientTimeout closes a connection that has sent nothing (not even a
 	// Ping) for this long. Defaults to 30s. The official clients ping every
-	// 15s, also while they wait for a long-running hub method.
+	// 15s, also while they wait for a long-running hub method. Long Polling
+	// clients send no Pings; DisconnectTimeout applies to them instead.
 	ClientTimeout time.Duration
 
 	// HandshakeTimeout closes a connection that has not completed the
-	// handshake this long after the WebSocket opened. Defaults to 15s.
+	// handshake this long after its transport opened. Defaults to 15s.
 	HandshakeTimeout time.Duration
 
 	// NegotiateTimeout is how long a negotiated connection token stays valid
-	// for the WebSocket connect that should follow. Defaults to 15s.
+	// for the transport's start (the WebSocket connect, the event stream or
+	// the first poll) that should follow. Defaults to 15s.
 	NegotiateTimeout time.Duration
 
 	// MaxMessageSize is the largest incoming record in bytes. A larger one
-	// closes the connection with an error. Defaults to 32 KiB.
+	// closes the connection with an error. Defaults to 32 KiB. On
+	// Server-Sent Events and Long Polling, where the client sends its
+	// records in POSTs, a POST body may hold up to 32 times this much; a
+	// larger one is answered 413 and closes the connection.
 	MaxMessageSize int
 
 	// MaxParallelInvocations is how many hub method invocations of one
@@ -224,6 +230,32 @@ type Options struct {
 	// longer is closed. Defaults to 10s.
 	WriteTimeout time.Duration
 
+	// Transports are the transports the hub offers. The official clients
+	// try them in the order WebSockets, Server-Sent Events, Long Polling,
+	// and fall back to the next one, with a new negotiate, when one cannot
+	// start (a proxy that refuses WebSockets, a runtime without them).
+	// Defaults to AllTransports (the zero value); set it to leave some out,
+	// such as TransportWebSockets alone.
+	//
+	// On Server-Sent Events and Long Polling every request of a connection
+	// (its POSTs, polls, event stream and DELETE) is authenticated as
+	// negotiate is: a request without the connection's credentials is
+	// answered 401, one with another user's 403.
+	Transports Transports
+
+	// PollTimeout is how long a Long Polling request waits for something
+	// to send before it is answered empty and the client polls again.
+	// Defaults to 90s. Keep it below the clients' request timeout (100s in
+	// the official clients) and below the idle timeout of any proxy on
+	// the way.
+	PollTimeout time.Duration
+
+	// DisconnectTimeout closes a Long Polling connection whose client has
+	// not polled for this long; OnDisconnected gets ErrClientTimeout.
+	// Long Polling clients send no Pings: their polls show they are there.
+	// Defaults to 15s.
+	DisconnectTimeout time.Duration
+
 	// DetailedErrors adds the error text to the Completion sent for a hub
 	// method that failed. Defaults to false, as in ASP.NET Core: only
 	// HubError messages are shown to clients.
@@ -267,6 +299,8 @@ func (o *Options) withDefaults() (Options, error) {
 		{"NegotiateTimeout", &c.NegotiateTimeout, 15 * time.Second},
 		{"WriteTimeout", &c.WriteTimeout, 10 * time.Second},
 		{"NodeTimeout", &c.NodeTimeout, 15 * time.Second},
+		{"PollTimeout", &c.PollTimeout, 90 * time.Second},
+		{"DisconnectTimeout", &c.DisconnectTimeout, 15 * time.Second},
 		{"AuthExpiryLeeway", &c.AuthExpiryLeeway, 0},
 	}
 	for _, d := range durations {
@@ -327,6 +361,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.InvocationBurst == 0 && c.InvocationRate > 0 {
 		c.InvocationBurst = max(1, int(min(2*c.InvocationRate, 1<<30)))
+	}
+	switch {
+	case c.Transports == 0:
+		c.Transports = AllTransports
+	case c.Transports&^AllTransports != 0:
+		return Options{}, fmt.Errorf("signalhub: Options.Transports has unknown bits: %v", c.Transports)
 	}
 	if c.AuthExpiry == nil {
 		c.AuthExpiry = DefaultAuthExpiry

@@ -31,16 +31,7 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 	opts := &c.hub.opts
 	var expired atomic.Bool
 	if !registered {
-		// The handshake timer drops the socket unless the handshake record
-		// has arrived by then. It is a timer, not a read deadline, so that
-		// a slow OnConnected after the handshake is not cut short.
-		c.hsTimer = time.AfterFunc(opts.HandshakeTimeout, func() {
-			expired.Store(true)
-			// Say why, as ASP.NET Core does, without waiting long for a
-			// client that does not read either.
-			c.writeHandshakeError(ws, "Handshake was canceled.")
-			_ = ws.CloseNow()
-		})
+		c.armHandshakeTimer(&expired)
 		defer c.hsTimer.Stop()
 	}
 	// handOff: records were handled on this goroutine, after the handshake
@@ -86,7 +77,7 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 			buf = buf[:len(buf)+n]
 			var perr error
 			handOff = handOff || (n > 0 && quiet)
-			buf, perr = c.processRecords(ws, buf, typ, &registered)
+			buf, perr = c.processRecords(buf, typ, &registered)
 			if perr != nil {
 				return registered, perr, false
 			}
@@ -119,12 +110,30 @@ const handoffGap = time.Second
 // is misbehaving and may not read.
 const handshakeWriteTimeout = time.Second
 
+// armHandshakeTimer starts the handshake timeout, which drops the wire
+// unless the handshake record has arrived by then. It is a timer, not a
+// read deadline, so that a slow OnConnected after the handshake is not cut
+// short. expired records that it fired.
+func (c *conn) armHandshakeTimer(expired *atomic.Bool) {
+	c.hsTimer = time.AfterFunc(c.hub.opts.HandshakeTimeout, func() {
+		expired.Store(true)
+		// Say why, as ASP.NET Core does, without waiting long for a
+		// client that does not read either.
+		c.writeHandshakeError("Handshake was canceled.")
+		_ = c.wire.closeNow()
+	})
+}
+
 // writeHandshakeError answers the handshake with an error, bounded by
-// handshakeWriteTimeout.
-func (c *conn) writeHandshakeError(ws *websocket.Conn, msg string) {
+// handshakeWriteTimeout. Only the first answer goes out: the handshake
+// timer and the reading side may both try.
+func (c *conn) writeHandshakeError(msg string) {
+	if !c.hsAnswered.CompareAndSwap(false, true) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeWriteTimeout)
 	defer cancel()
-	_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, msg))
+	_ = c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, msg)})
 }
 
 // maxPooledReadBuffer is the largest read buffer kept for reuse; a larger
@@ -162,10 +171,15 @@ func (c *conn) failTooLarge() error {
 	})
 }
 
-// processRecords handles every complete record in buf, which came in a
-// message of type typ, and returns the partial tail moved to the front of
-// buf.
-func (c *conn) processRecords(ws *websocket.Conn, buf []byte, typ websocket.MessageType, registered *bool) ([]byte, error) {
+// anyFrame stands for the message type of records that came without one:
+// in the POSTs of the HTTP transports, which carry text or binary alike.
+const anyFrame websocket.MessageType = 0
+
+// processRecords handles every complete record in buf and returns the
+// partial tail moved to the front of buf. Every transport's reading side
+// feeds it: the WebSocket read loop with the type of the message the
+// records came in, and the POSTs of the HTTP transports with anyFrame.
+func (c *conn) processRecords(buf []byte, typ websocket.MessageType, registered *bool) ([]byte, error) {
 	rest := buf
 	for {
 		rec, tail, ok, err := c.proto.next(rest, c.hub.opts.MaxMessageSize)
@@ -179,12 +193,12 @@ func (c *conn) processRecords(ws *websocket.Conn, buf []byte, typ websocket.Mess
 		}
 		rest = tail
 		if *registered {
-			if typ != c.proto.frameType() {
+			if typ != anyFrame && typ != c.proto.frameType() {
 				// Records after the handshake, in its message.
 				return nil, c.failRead(c.proto.wrongFrame)
 			}
 			err = c.handleRecord(rec)
-		} else if err = c.handshake(ws, rec, typ); err == nil {
+		} else if err = c.handshake(rec, typ); err == nil {
 			*registered = true
 			err = c.connected()
 			c.startWriter() // also after a failed OnConnected: it sends the Close
@@ -198,8 +212,9 @@ func (c *conn) processRecords(ws *websocket.Conn, buf []byte, typ websocket.Mess
 }
 
 // handshake checks the handshake record, which came in a message of type
-// typ, picks the connection's protocol, joins the hub and answers.
-func (c *conn) handshake(ws *websocket.Conn, rec []byte, typ websocket.MessageType) error {
+// typ, picks the connection's protocol, joins the hub and answers through
+// the wire.
+func (c *conn) handshake(rec []byte, typ websocket.MessageType) error {
 	if !c.hsTimer.Stop() {
 		return fmt.Errorf("%w: handshake timeout", ErrProtocol)
 	}
@@ -216,7 +231,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte, typ websocket.MessageTy
 		msg = fmt.Sprintf("The server does not support version %d of the '%s' protocol.", req.Version, req.Protocol)
 	case p.binary && !binaryOK:
 		msg = fmt.Sprintf("Cannot use the '%s' protocol on the current transport. The transport does not support 'Binary' transfer format.", p.name)
-	case !p.binary && typ != websocket.MessageText:
+	case !p.binary && typ != websocket.MessageText && typ != anyFrame:
 		return c.failRead(closeBinary)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.hub.opts.WriteTimeout)
@@ -225,7 +240,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte, typ websocket.MessageTy
 		c.qmu.Lock()
 		c.markClosingLocked(closeRequest{cause: cause, status: websocket.StatusNormalClosure})
 		c.qmu.Unlock()
-		_ = ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, msg))
+		_ = c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, msg)})
 		return cause
 	}
 	if msg != "" {
@@ -245,7 +260,7 @@ func (c *conn) handshake(ws *websocket.Conn, rec []byte, typ websocket.MessageTy
 		c.expTimer = time.AfterFunc(time.Until(c.expires), func() { c.closeWith(closeExpired) })
 	}
 	c.hub.subscribeUser(ctx, c)
-	if err := ws.Write(ctx, websocket.MessageText, protocol.AppendHandshakeResponse(nil, "")); err != nil {
+	if err := c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, "")}); err != nil {
 		c.hub.unregister(c)
 		return err
 	}

@@ -28,8 +28,8 @@ after(async () => {
 // Opens a connection as user (anonymous when null) with the MessagePack
 // protocol, or JSON when json is set; it is stopped when the test ends.
 // Returns the connection and an inbox of what it receives.
-async function connect(t, user, { json = false, token, logLevel = signalR.LogLevel.Warning } = {}) {
-  const options = {};
+async function connect(t, user, { json = false, token, transport, logLevel = signalR.LogLevel.Warning } = {}) {
+  const options = transport === undefined ? {} : { transport };
   const tok = token ?? (user === null ? undefined : await fetchToken(server.baseUrl, user));
   if (tok !== undefined) options.accessTokenFactory = () => tok;
   let builder = new signalR.HubConnectionBuilder().withUrl(server.hubUrl, options).configureLogging(logLevel);
@@ -70,6 +70,33 @@ describe("MessagePack protocol", () => {
 
     const anon = await connect(t, null);
     assert.deepEqual(await anon.conn.invoke("WhoAmI"), { connectionId: anon.conn.connectionId, userIdentifier: null });
+  });
+
+  test("works over Long Polling; Server-Sent Events, text only, is skipped for it", TEST_OPTIONS, async (t) => {
+    const group = uniqueName("room");
+    const alice = uniqueName("alice");
+    const { HttpTransportType } = signalR;
+    const lp = await connect(t, alice, { transport: HttpTransportType.LongPolling });
+    const bob = uniqueName("bob");
+    const js = await connect(t, bob, { json: true });
+    await lp.conn.invoke("AddToGroup", group);
+    assert.deepEqual(await lp.inbox.next("Send"), [`${lp.conn.connectionId} has joined the group ${group}.`]);
+    await js.conn.invoke("AddToGroup", group);
+    await lp.inbox.next("Send");
+    await js.inbox.next("Send");
+    await js.conn.invoke("SendMessageToGroup", group, "over polls");
+    assert.deepEqual(await lp.inbox.next("ReceiveMessage"), [bob, "over polls"]);
+
+    // Without WebSockets the client passes over Server-Sent Events, whose
+    // format is text, to Long Polling.
+    const selected = [];
+    const logger = { log(level, message) { const m = /^Selecting transport '(\w+)'/.exec(message); if (m) selected.push(m[1]); } };
+    const fallback = await connect(t, uniqueName("dave"), {
+      transport: HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling,
+      logLevel: logger,
+    });
+    assert.equal(selected.at(-1), "LongPolling", `selected: ${selected.join(", ")}`);
+    assert.equal((await fallback.conn.invoke("WhoAmI")).connectionId, fallback.conn.connectionId);
   });
 
   test("a JSON and a MessagePack client in one group receive one send, each in its protocol", TEST_OPTIONS, async (t) => {
