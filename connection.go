@@ -153,6 +153,11 @@ type conn struct {
 
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
 
+	// st is the stateful-reconnect state (stateful.go), nil unless the
+	// client asked for it and negotiate granted it (statefulOK).
+	st         *statefulState
+	statefulOK bool
+
 	connectedOK bool          // OnConnected succeeded; read goroutine only
 	hsAnswered  atomic.Bool   // a handshake error was written
 	hsTimer     *time.Timer   // handshake timeout; read goroutine only
@@ -266,6 +271,10 @@ func (c *conn) markClosingLocked(r closeRequest) bool {
 	}
 	c.closing, c.closeReq = true, r
 	c.wakeProducersLocked()
+	if c.st != nil && c.st.detached {
+		// No socket to send the Close message to: end it now.
+		go c.endDetached()
+	}
 	return true
 }
 
@@ -358,6 +367,9 @@ func (c *conn) kickLocked() {
 	if c.stopped.Load() {
 		c.finishLocked()
 		return
+	}
+	if c.st != nil && c.st.detached {
+		return // the writer of the next socket will send what waits
 	}
 	if p, ok := c.wire.(*pollWire); ok {
 		p.wakeLocked() // the waiting poll writes; between polls, the queue waits
@@ -480,6 +492,9 @@ func (c *conn) continueReading(ws *websocket.Conn) {
 // finish closes the connection once reading has ended, runs
 // OnDisconnected and tells the hub the connection's goroutines are done.
 func (c *conn) finish(registered bool, readErr error) {
+	if c.st != nil && registered && c.readFail == nil && transportLost(readErr) && c.detach(readErr) {
+		return // it may be resumed (stateful.go)
+	}
 	defer c.hub.wg.Done()
 	if c.expTimer != nil {
 		c.expTimer.Stop()

@@ -227,7 +227,13 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Too many connections are being negotiated; try again later.", http.StatusServiceUnavailable)
 		return
 	}
-	h.tokens[token] = &tokenEntry{id: id, expires: now.Add(h.opts.NegotiateTimeout)}
+	// Stateful reconnect when the client asks for it and the hub allows
+	// it; it resumes WebSockets only.
+	askedStateful := false
+	if v, ok := queryValue(r, "useStatefulReconnect"); ok && v == "true" {
+		askedStateful = h.opts.StatefulReconnect && h.opts.Transports&TransportWebSockets != 0
+	}
+	h.tokens[token] = &tokenEntry{id: id, expires: now.Add(h.opts.NegotiateTimeout), stateful: askedStateful}
 	h.tokenFIFO = append(h.tokenFIFO, token)
 	h.mu.Unlock()
 
@@ -239,6 +245,7 @@ func (h *Hub) serveNegotiate(w http.ResponseWriter, r *http.Request) {
 	if version >= 1 {
 		resp.ConnectionToken = token
 	}
+	resp.UseStatefulReconnect = askedStateful
 	writeJSON(w, resp)
 }
 
@@ -305,10 +312,17 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 
 	id := ""
+	stateful := false
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		refuseClosed(w)
+		return
+	}
+	if e := h.tokens[token]; token != "" && e != nil && e.attached && e.conn != nil {
+		// A stateful-reconnect connection's client comes back (stateful.go).
+		h.mu.Unlock()
+		h.serveResume(w, r, e.conn, userID)
 		return
 	}
 	if !h.admitLocked(w, userID) {
@@ -335,6 +349,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 		}
 		e.attached = true
 		id = e.id
+		stateful = e.stateful
 	}
 	h.accepting++ // a place among MaxConnections, until serving has it
 	h.mu.Unlock()
@@ -358,6 +373,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(-1) // records are limited one by one, see Options.MaxMessageSize
 
 	c := newConn(h, id, token, wsWire{ws: ws, bw: lw.bw})
+	c.statefulOK = stateful
 	c.claims = claims
 	c.userID = userID
 	c.expires = exp

@@ -64,6 +64,11 @@ type tokenEntry struct {
 	id       string
 	expires  time.Time
 	attached bool
+	// stateful: negotiate granted stateful reconnect. conn is the
+	// connection once its handshake turned it on, so that a new WebSocket
+	// with the token can resume it.
+	stateful bool
+	conn     *conn
 }
 
 // New returns a Hub configured by opts; nil means defaults. It reports an

@@ -53,6 +53,9 @@ type hubProtocol struct {
 	// results (streams.go); item is one value of this protocol's encoding.
 	appendStreamItem       func(dst []byte, invocationID string, item []byte) []byte
 	appendStreamCompletion func(dst []byte, invocationID string) []byte
+	// appendAck and appendSequence are stateful reconnect's messages.
+	appendAck      func(dst []byte, sequenceID int64) []byte
+	appendSequence func(dst []byte, sequenceID int64) []byte
 }
 
 // errRecordTooLarge is what hubProtocol.next reports for a record over
@@ -83,6 +86,8 @@ var jsonHub = &hubProtocol{
 
 	appendStreamItem:       protocol.AppendStreamItem,
 	appendStreamCompletion: protocol.AppendStreamCompletion,
+	appendAck:              protocol.AppendAck,
+	appendSequence:         protocol.AppendSequence,
 }
 
 // msgpackHub is the MessagePack hub protocol.
@@ -135,6 +140,8 @@ var msgpackHub = &hubProtocol{
 
 	appendStreamItem:       protocol.AppendMsgPackStreamItem,
 	appendStreamCompletion: protocol.AppendMsgPackCompletionVoid,
+	appendAck:              protocol.AppendMsgPackAck,
+	appendSequence:         protocol.AppendMsgPackSequence,
 }
 
 // closeText closes a MessagePack connection that sent a text message

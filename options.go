@@ -253,8 +253,28 @@ type Options struct {
 	// DisconnectTimeout closes a Long Polling connection whose client has
 	// not polled for this long; OnDisconnected gets ErrClientTimeout.
 	// Long Polling clients send no Pings: their polls show they are there.
+	// It is also how long a stateful-reconnect connection whose WebSocket
+	// dropped waits for its client to resume it (see StatefulReconnect).
 	// Defaults to 15s.
 	DisconnectTimeout time.Duration
+
+	// StatefulReconnect lets clients that ask for it (withStatefulReconnect
+	// in the JavaScript client) resume a connection whose WebSocket
+	// dropped: for DisconnectTimeout the connection stays in the hub with
+	// its ID, user, groups and item store while messages to it wait, and a
+	// new WebSocket of the client takes it over, each side sending again
+	// what the other had not acknowledged, so that nothing is lost or
+	// repeated in either direction. OnDisconnected runs only when the
+	// connection ends for good. Off by default, as in ASP.NET Core
+	// (AllowStatefulReconnects). WebSockets only.
+	StatefulReconnect bool
+
+	// StatefulReconnectBufferSize bounds, in bytes, the messages a
+	// stateful-reconnect connection keeps until its client acknowledges
+	// them (every second or so). When it is full, messages wait in the
+	// outgoing queue (SendQueueLength, SendQueueBytes) until an
+	// acknowledgement makes room. Defaults to 100,000, as in ASP.NET Core.
+	StatefulReconnectBufferSize int
 
 	// DetailedErrors adds the error text to the Completion sent for a hub
 	// method that failed. Defaults to false, as in ASP.NET Core: only
@@ -321,6 +341,7 @@ func (o *Options) withDefaults() (Options, error) {
 		{"MaxPendingInvocations", &c.MaxPendingInvocations, 256},
 		{"MaxStreams", &c.MaxStreams, 32},
 		{"StreamBufferCapacity", &c.StreamBufferCapacity, 10},
+		{"StatefulReconnectBufferSize", &c.StatefulReconnectBufferSize, 100_000},
 		{"SendQueueLength", &c.SendQueueLength, 1024},
 		{"SendQueueBytes", &c.SendQueueBytes, 1 << 20},
 		{"MaxGroupNameLength", &c.MaxGroupNameLength, 256},

@@ -247,6 +247,9 @@ func (c *conn) handshake(rec []byte, typ websocket.MessageType) error {
 		return refuse(fmt.Errorf("%w: %s", ErrProtocol, msg), msg)
 	}
 	c.proto = p
+	if _, ws := c.wire.(wsWire); ws && c.statefulOK && req.Version >= 2 {
+		c.enableStateful() // negotiate granted it, and the client asks for it
+	}
 	// Join the hub before answering, so that a send made as soon as the
 	// client's start() resolves reaches it. Records queued meanwhile wait for
 	// the writer, which starts after the response is written.
@@ -260,6 +263,9 @@ func (c *conn) handshake(rec []byte, typ websocket.MessageType) error {
 		c.expTimer = time.AfterFunc(time.Until(c.expires), func() { c.closeWith(closeExpired) })
 	}
 	c.hub.subscribeUser(ctx, c)
+	if c.st != nil {
+		c.hub.setResumable(c)
+	}
 	if err := c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, "")}); err != nil {
 		c.hub.unregister(c)
 		return err
@@ -326,6 +332,11 @@ func (c *conn) handleRecord(rec []byte) error {
 	m, err := c.proto.decode(rec)
 	if err != nil {
 		return c.failInvalid(err)
+	}
+	if c.st != nil {
+		if handle, err := c.receivedStateful(&m); !handle || err != nil {
+			return err
+		}
 	}
 	if m.Type == protocol.TypeInvocation || m.Type == protocol.TypeStreamInvocation {
 		if ok, abuse := c.allowInvocation(); !ok {

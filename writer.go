@@ -42,7 +42,18 @@ func (c *conn) writeLoop() {
 			}
 			c.keepAlive.Reset(c.nextDeadline(sendAt))
 		}
-		batch, closing, r := c.take()
+		var batch [][]byte
+		var closing bool
+		var r closeRequest
+		if c.st != nil {
+			var detached bool
+			if batch, closing, r, detached = c.takeStateful(); detached {
+				c.exitDetached()
+				return
+			}
+		} else {
+			batch, closing, r = c.take()
+		}
 		if closing {
 			// The queue is sealed: this batch is the last, and the Close
 			// message ends it.
@@ -70,6 +81,14 @@ func (c *conn) writeLoop() {
 			}
 			if err != nil {
 				c.logDebug("write failed", slog.Any("err", err))
+				if c.st != nil && !closing && c.markDetached(err) {
+					// The socket dropped: what was written is kept for a
+					// resume, and the read goroutine, whose read fails
+					// now, waits for one.
+					_ = c.wire.closeNow()
+					c.exitDetached()
+					return
+				}
 				c.abort(writeFailure{err})
 				c.exitWriter(true)
 				return
@@ -99,6 +118,24 @@ func (c *conn) exitWriter(final bool) bool {
 	if final {
 		c.writing = false
 		c.finishLocked()
+		if st := c.st; st != nil && st.writerGone != nil {
+			close(st.writerGone)
+			st.writerGone = nil
+		}
+		return true
+	}
+	if st := c.st; st != nil {
+		if !st.detached && (c.closing || c.stopped.Load() || c.tick.Load() || st.hasWorkLocked(len(c.queue) > 0)) {
+			return false
+		}
+		c.writing = false
+		if gone := st.writerGone; gone != nil {
+			close(gone)
+			st.writerGone = nil
+		}
+		if c.stopped.Load() && !c.finished {
+			c.finishLocked() // a stop came while this writer ran
+		}
 		return true
 	}
 	if len(c.queue) > 0 || c.closing || c.stopped.Load() || c.tick.Load() {

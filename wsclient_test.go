@@ -274,11 +274,14 @@ type dialOptions struct {
 
 // negotiateResult is a decoded negotiate response, error or not.
 type negotiateResult struct {
-	NegotiateVersion    int    `json:"negotiateVersion"`
-	ConnectionID        string `json:"connectionId"`
-	ConnectionToken     string `json:"connectionToken"`
-	Error               string `json:"error"`
-	AvailableTransports []struct {
+	NegotiateVersion int    `json:"negotiateVersion"`
+	ConnectionID     string `json:"connectionId"`
+	ConnectionToken  string `json:"connectionToken"`
+	Error            string `json:"error"`
+	// UseStatefulReconnect is absent unless the client asked for stateful
+	// reconnect and the hub allows it.
+	UseStatefulReconnect *bool `json:"useStatefulReconnect"`
+	AvailableTransports  []struct {
 		Transport       string   `json:"transport"`
 		TransferFormats []string `json:"transferFormats"`
 	} `json:"availableTransports"`

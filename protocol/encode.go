@@ -156,6 +156,22 @@ func AppendCompletionError(dst []byte, invocationID, errMsg string) []byte {
 	return append(dst, '}', RecordSeparator)
 }
 
+// AppendAck appends an Ack record: the receiver has processed the
+// numbered messages up to sequenceID (stateful reconnect).
+func AppendAck(dst []byte, sequenceID int64) []byte {
+	dst = append(dst, `{"type":8,"sequenceId":`...)
+	dst = strconv.AppendInt(dst, sequenceID, 10)
+	return append(dst, '}', RecordSeparator)
+}
+
+// AppendSequence appends a Sequence record: the first numbered message
+// sent on a resumed connection has ID sequenceID (stateful reconnect).
+func AppendSequence(dst []byte, sequenceID int64) []byte {
+	dst = append(dst, `{"type":9,"sequenceId":`...)
+	dst = strconv.AppendInt(dst, sequenceID, 10)
+	return append(dst, '}', RecordSeparator)
+}
+
 // AppendPing appends a Ping record.
 func AppendPing(dst []byte) []byte {
 	return append(dst, `{"type":6}`+string(RecordSeparator)...)

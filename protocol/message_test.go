@@ -161,6 +161,8 @@ func TestEncoders(t *testing.T) {
 		{"stream item", AppendStreamItem(nil, "2", []byte(`{"n":1}`)), `{"type":2,"invocationId":"2","item":{"n":1}}` + rs},
 		{"null stream item", AppendStreamItem(nil, "2", nil), `{"type":2,"invocationId":"2","item":null}` + rs},
 		{"stream completion", AppendStreamCompletion(nil, "2"), `{"type":3,"invocationId":"2"}` + rs},
+		{"ack", AppendAck(nil, 42), `{"type":8,"sequenceId":42}` + rs},
+		{"sequence", AppendSequence(nil, 1), `{"type":9,"sequenceId":1}` + rs},
 		{"error completion", AppendCompletionError(nil, "0", `bad "x"`), `{"type":3,"invocationId":"0","error":"bad \"x\""}` + rs},
 		{"ping", AppendPing(nil), `{"type":6}` + rs},
 		{"close", AppendClose(nil, "", false), `{"type":7}` + rs},
