@@ -308,5 +308,8 @@
 // The hub speaks negotiate versions 0 and 1, WebSockets with the JSON and
 // MessagePack hub protocols (handshake versions 1 and 2), skipNegotiation
 // clients, blocking and non-blocking invocations, streaming both ways,
-// Ping, Close with an error and allowReconnect, and client results.
+// Ping, Close with an error and allowReconnect, client results, and
+// stateful reconnect ([Options].StatefulReconnect): a client whose
+// WebSocket drops resumes the same connection, with its groups, on a new
+// one, and neither side loses or repeats a message.
 package signalhub
