@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -41,8 +40,8 @@ func transportEnded(err error) bool {
 // httpClient is a minimal SignalR JSON client on Server-Sent Events or
 // Long Polling, made of plain net/http requests, as the official clients
 // make them. A reader goroutine holds the event stream open, or keeps a
-// poll waiting, and queues the records it gets; the wait methods take
-// them from the queue. Sends are POSTs.
+// poll waiting, and queues the records it gets in the client's inbox; the
+// wait methods take them from it. Sends are POSTs.
 type httpClient struct {
 	f      *fixture
 	sse    bool
@@ -53,17 +52,13 @@ type httpClient struct {
 	hc     *http.Client
 
 	nextID atomic.Int64
-	polls  atomic.Int64 // polls sent, for the cache buster
+	polls  atomic.Int64  // polls sent, for the cache buster
+	done   chan struct{} // closed when the reader has exited
+	stop   context.CancelFunc
 
-	mu      sync.Mutex
-	queue   []received
-	seen    []string
-	changed chan struct{}
-	closed  bool     // the reader has exited
-	readErr error    // why: errPolledOut, io.EOF for an ended stream, or another error
-	split   []string // events or poll answers that ended inside a record
-	done    chan struct{}
-	stop    context.CancelFunc
+	// inbox's readErr is errPolledOut, errPollGone, io.EOF for an ended
+	// stream, or another error.
+	inbox[received]
 }
 
 // httpDialOptions describes how an httpClient connects.
@@ -146,16 +141,12 @@ func (f *fixture) newHTTPClient(t testing.TB, o httpDialOptions) *httpClient {
 	c := &httpClient{
 		f: f, sse: o.SSE, ID: neg.ConnectionID, Token: neg.ConnectionToken,
 		query: o.Query, header: o.Header, hc: o.Client,
-		changed: make(chan struct{}), done: make(chan struct{}),
+		done: make(chan struct{}), inbox: inbox[received]{ended: "transport ended"},
 	}
 	if c.hc == nil {
 		c.hc = f.Srv.Client()
 	}
-	t.Cleanup(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		assert.Empty(t, c.split, "every event and poll answer must end with a whole record")
-	})
+	c.checkProblems(t, "every event and poll answer must end with a whole record")
 	return c
 }
 
@@ -276,26 +267,16 @@ func (c *httpClient) deliver(data []byte) {
 		recs = append(recs, r)
 		rest = tail
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if len(rest) > 0 {
-		c.split = append(c.split, fmt.Sprintf("%.80q", data))
+		c.refuse(fmt.Sprintf("%.80q", data))
 	}
-	c.queue = append(c.queue, recs...)
-	c.broadcastLocked()
+	c.push(recs...)
 }
 
+// end closes the inbox with err as the reader exits.
 func (c *httpClient) end(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed, c.readErr = true, err
-	c.broadcastLocked()
+	c.closeWith(err)
 	close(c.done)
-}
-
-func (c *httpClient) broadcastLocked() {
-	close(c.changed)
-	c.changed = make(chan struct{})
 }
 
 // Drop stops the reader: the event stream is closed, or the polls stop,
@@ -318,50 +299,6 @@ func (c *httpClient) Close() {
 	if !c.sse {
 		_, _, _ = c.Delete(ctx)
 	}
-}
-
-// take waits for the first queued record that match accepts and removes
-// it; records before it that skip accepts are dropped.
-func (c *httpClient) take(ctx context.Context, desc string, match, skip func(received) bool) (received, error) {
-	for {
-		c.mu.Lock()
-		for i := 0; i < len(c.queue); i++ {
-			r := c.queue[i]
-			if match(r) {
-				c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
-				c.seen = append(c.seen, r.String())
-				c.mu.Unlock()
-				return r, nil
-			}
-			if skip != nil && skip(r) {
-				c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
-				i--
-			}
-		}
-		if c.closed {
-			err := fmt.Errorf("waiting for %s: transport ended (%v); %s", desc, c.readErr, c.describeLocked())
-			c.mu.Unlock()
-			return received{}, err
-		}
-		changed := c.changed
-		c.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			c.mu.Lock()
-			err := fmt.Errorf("waiting for %s: %w; %s", desc, ctx.Err(), c.describeLocked())
-			c.mu.Unlock()
-			return received{}, err
-		}
-	}
-}
-
-func (c *httpClient) describeLocked() string {
-	q := make([]string, len(c.queue))
-	for i, r := range c.queue {
-		q[i] = r.String()
-	}
-	return fmt.Sprintf("queued instead: [%s]; taken before: [%s]", strings.Join(q, ", "), strings.Join(c.seen, ", "))
 }
 
 // NextRecord returns the next record, Pings included.
@@ -417,13 +354,9 @@ func (c *httpClient) Invoke(ctx context.Context, target string, args ...any) (re
 func (c *httpClient) WaitClosed(ctx context.Context) (readErr, err error) {
 	select {
 	case <-c.done:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.readErr, nil
+		return c.readError(), nil
 	case <-ctx.Done():
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return nil, fmt.Errorf("transport still open: %w; %s", ctx.Err(), c.describeLocked())
+		return nil, fmt.Errorf("transport still open: %w; %s", ctx.Err(), c.describe())
 	}
 }
 

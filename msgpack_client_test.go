@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -33,8 +32,8 @@ func (r mpReceived) String() string { return fmt.Sprintf("% x", r.wire) }
 
 // mpClient is a minimal SignalR MessagePack client over a coder/websocket
 // connection, the counterpart of client: a reader goroutine splits
-// incoming binary messages into records and queues them; the wait methods
-// take them from the queue, bounded by their context. It notes every text
+// incoming binary messages into records and queues them in the client's
+// inbox; the wait methods take them from it, bounded by their context. It notes every text
 // message and every record split across messages, which the official
 // clients refuse, and Cleanup fails the test for them.
 type mpClient struct {
@@ -42,15 +41,9 @@ type mpClient struct {
 
 	ws     *websocket.Conn
 	nextID atomic.Int64
+	done   chan struct{} // closed when the reader has exited
 
-	mu       sync.Mutex
-	queue    []mpReceived
-	seen     []string
-	changed  chan struct{} // closed and replaced whenever queue or closed change
-	closed   bool
-	readErr  error
-	done     chan struct{}
-	problems []string
+	inbox[mpReceived]
 }
 
 // DialMsgPack negotiates, connects and handshakes with the MessagePack
@@ -80,13 +73,9 @@ func (f *fixture) DialMsgPack(t testing.TB, o dialOptions) *mpClient {
 
 // newMsgPackClient reads ws, whose handshake is done, until it closes.
 func newMsgPackClient(t testing.TB, ws *websocket.Conn) *mpClient {
-	c := &mpClient{ws: ws, changed: make(chan struct{}), done: make(chan struct{})}
+	c := &mpClient{ws: ws, done: make(chan struct{}), inbox: inbox[mpReceived]{ended: "connection closed"}}
 	go c.readLoop()
-	t.Cleanup(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		assert.Empty(t, c.problems, "messages a MessagePack client refuses")
-	})
+	c.checkProblems(t, "messages a MessagePack client refuses")
 	t.Cleanup(c.Drop)
 	return c
 }
@@ -96,11 +85,7 @@ func (c *mpClient) readLoop() {
 	for {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
-			c.mu.Lock()
-			c.closed, c.readErr = true, err
-			close(c.changed)
-			c.changed = make(chan struct{})
-			c.mu.Unlock()
+			c.closeWith(err)
 			return
 		}
 		var recs []mpReceived
@@ -119,59 +104,11 @@ func (c *mpClient) readLoop() {
 			recs = append(recs, r)
 			rest = tail
 		}
-		c.mu.Lock()
 		if problem != "" {
-			c.problems = append(c.problems, problem)
+			c.refuse(problem)
 		}
-		c.queue = append(c.queue, recs...)
-		close(c.changed)
-		c.changed = make(chan struct{})
-		c.mu.Unlock()
+		c.push(recs...)
 	}
-}
-
-// take waits for the first queued record that match accepts and removes
-// it; records before it that skip accepts are dropped.
-func (c *mpClient) take(ctx context.Context, desc string, match, skip func(mpReceived) bool) (mpReceived, error) {
-	for {
-		c.mu.Lock()
-		for i := 0; i < len(c.queue); i++ {
-			r := c.queue[i]
-			if match(r) {
-				c.queue = append(c.queue[:i], c.queue[i+1:]...)
-				c.seen = append(c.seen, r.String())
-				c.mu.Unlock()
-				return r, nil
-			}
-			if skip != nil && skip(r) {
-				c.queue = append(c.queue[:i], c.queue[i+1:]...)
-				i--
-			}
-		}
-		if c.closed {
-			err := fmt.Errorf("waiting for %s: connection closed (%v); %s", desc, c.readErr, c.describeLocked())
-			c.mu.Unlock()
-			return mpReceived{}, err
-		}
-		changed := c.changed
-		c.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			c.mu.Lock()
-			err := fmt.Errorf("waiting for %s: %w; %s", desc, ctx.Err(), c.describeLocked())
-			c.mu.Unlock()
-			return mpReceived{}, err
-		}
-	}
-}
-
-func (c *mpClient) describeLocked() string {
-	q := make([]string, len(c.queue))
-	for i, r := range c.queue {
-		q[i] = r.String()
-	}
-	return fmt.Sprintf("queued instead: [%s]; taken before: [%s]", strings.Join(q, ", "), strings.Join(c.seen, ", "))
 }
 
 func isMsgPackPing(r mpReceived) bool { return r.err == nil && r.msg.Type == protocol.TypePing }
@@ -283,9 +220,7 @@ func (c *mpClient) ExpectClosed(t testing.TB) error {
 	case <-waitCtx(t).Done():
 		require.FailNow(t, "connection still open")
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.readErr
+	return c.readError()
 }
 
 // Close ends the connection as the official clients do: a Close message

@@ -478,24 +478,18 @@ func (r received) String() string { return strconv.Quote(string(r.raw)) }
 
 // client is a minimal SignalR JSON client over a coder/websocket
 // connection. A reader goroutine splits incoming frames into records
-// (records may span frames) and queues them; the wait methods take them
-// from the queue, bounded by their context, and time out without touching
-// the socket.
+// (records may span frames) and queues them in the client's inbox; the
+// wait methods take them from it, bounded by their context, and time out
+// without touching the socket.
 type client struct {
 	ID    string // connectionId from negotiate; "" with skipNegotiation
 	Token string
 
 	ws     *websocket.Conn
 	nextID atomic.Int64
+	done   chan struct{} // closed when the reader has exited
 
-	mu      sync.Mutex
-	queue   []received
-	seen    []string      // recently taken records, for failure messages
-	changed chan struct{} // closed and replaced whenever queue or done change
-	closed  bool          // the reader has exited
-	readErr error         // why the reader exited
-	done    chan struct{} // closed when the reader has exited
-	split   []string      // messages that ended inside a record
+	inbox[received]
 }
 
 // newClient wraps an open WebSocket. Unless read is false, a goroutine
@@ -503,17 +497,13 @@ type client struct {
 // that every message from the server held whole records: the official
 // clients fail on a record split across messages.
 func newClient(t testing.TB, ws *websocket.Conn, read bool) *client {
-	c := &client{ws: ws, changed: make(chan struct{}), done: make(chan struct{})}
+	c := &client{ws: ws, done: make(chan struct{}), inbox: inbox[received]{ended: "connection closed"}}
 	if read {
 		go c.readLoop()
 	} else {
 		close(c.done)
 	}
-	t.Cleanup(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		assert.Empty(t, c.split, "WebSocket messages from the server must end with a whole record")
-	})
+	c.checkProblems(t, "WebSocket messages from the server must end with a whole record")
 	t.Cleanup(c.Drop)
 	return c
 }
@@ -528,13 +518,10 @@ func (c *client) readLoop() {
 			_ = c.ws.CloseNow()
 		}
 		if err != nil {
-			c.mu.Lock()
-			c.closed, c.readErr = true, err
 			if len(partial) > 0 {
-				c.readErr = fmt.Errorf("%w (with %d bytes of a partial record)", err, len(partial))
+				err = fmt.Errorf("%w (with %d bytes of a partial record)", err, len(partial))
 			}
-			c.broadcastLocked()
-			c.mu.Unlock()
+			c.closeWith(err)
 			return
 		}
 		partial = append(partial, data...)
@@ -551,81 +538,11 @@ func (c *client) readLoop() {
 			partial = rest
 		}
 		partial = append([]byte(nil), partial...)
-		c.mu.Lock()
 		if len(partial) > 0 {
-			c.split = append(c.split, fmt.Sprintf("%.80q", data))
+			c.refuse(fmt.Sprintf("%.80q", data))
 		}
-		c.queue = append(c.queue, recs...)
-		c.broadcastLocked()
-		c.mu.Unlock()
+		c.push(recs...)
 	}
-}
-
-func (c *client) broadcastLocked() {
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
-
-// take waits for the first queued record that match accepts and removes
-// it. Records before it that skip accepts are dropped; the others stay
-// queued. It fails when ctx ends or the connection closes first, saying
-// what arrived instead.
-func (c *client) take(ctx context.Context, desc string, match, skip func(received) bool) (received, error) {
-	for {
-		c.mu.Lock()
-		for i := 0; i < len(c.queue); i++ {
-			r := c.queue[i]
-			if match(r) {
-				c.removeLocked(i)
-				c.noteLocked(r)
-				c.mu.Unlock()
-				return r, nil
-			}
-			if skip != nil && skip(r) {
-				c.removeLocked(i)
-				i--
-			}
-		}
-		if c.closed {
-			err := fmt.Errorf("waiting for %s: connection closed (%v); %s", desc, c.readErr, c.describeLocked())
-			c.mu.Unlock()
-			return received{}, err
-		}
-		changed := c.changed
-		c.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			c.mu.Lock()
-			err := fmt.Errorf("waiting for %s: %w; %s", desc, ctx.Err(), c.describeLocked())
-			c.mu.Unlock()
-			return received{}, err
-		}
-	}
-}
-
-func (c *client) removeLocked(i int) {
-	if i == 0 {
-		c.queue[0] = received{}
-		c.queue = c.queue[1:]
-		return
-	}
-	c.queue = append(c.queue[:i], c.queue[i+1:]...)
-}
-
-func (c *client) noteLocked(r received) {
-	c.seen = append(c.seen, r.String())
-	if len(c.seen) > 20 {
-		c.seen = c.seen[len(c.seen)-20:]
-	}
-}
-
-func (c *client) describeLocked() string {
-	q := make([]string, len(c.queue))
-	for i, r := range c.queue {
-		q[i] = r.String()
-	}
-	return fmt.Sprintf("queued instead: [%s]; taken before: [%s]", strings.Join(q, ", "), strings.Join(c.seen, ", "))
 }
 
 func anyRecord(received) bool { return true }
@@ -754,13 +671,9 @@ func (c *client) Drop() {
 func (c *client) WaitClosed(ctx context.Context) (readErr, err error) {
 	select {
 	case <-c.done:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.readErr, nil
+		return c.readError(), nil
 	case <-ctx.Done():
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return nil, fmt.Errorf("connection still open: %w; %s", ctx.Err(), c.describeLocked())
+		return nil, fmt.Errorf("connection still open: %w; %s", ctx.Err(), c.describe())
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"sync"
@@ -70,14 +69,7 @@ func interopHub(t *testing.T, rec *recorder) string {
 		},
 	})
 	require.NoError(t, err)
-	mux := http.NewServeMux()
-	hub.Mount(mux, "/hub")
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		require.NoError(t, hub.Close())
-		srv.Close()
-	})
-	return srv.URL + "/hub"
+	return serveHub(t, hub)
 }
 
 // outcome is what a client got back: results of its calls and the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -32,15 +31,7 @@ func TestClientResultsWithOfficialClient(t *testing.T) {
 		},
 	})
 	require.NoError(t, err)
-	mux := http.NewServeMux()
-	hub.Mount(mux, "/hub")
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		require.NoError(t, hub.Close())
-		srv.Close()
-	})
-
-	node := startNode(t, "results.mjs", srv.URL+"/hub")
+	node := startNode(t, "results.mjs", serveHub(t, hub))
 	node.next(t, "confirmed: sure?!")
 	node.next(t, "ready")
 	ids := hub.UserConnections("js")

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -56,23 +55,17 @@ func testStatefulReconnect(t *testing.T, protocol string) {
 		},
 	})
 	require.NoError(t, err)
-	mux := http.NewServeMux()
-	hub.Mount(mux, "/hub")
 	// Track the hijacked sockets, to cut them like a network failure.
 	var smu sync.Mutex
 	var sockets []net.Conn
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
-		if state == http.StateHijacked {
-			smu.Lock()
-			sockets = append(sockets, c)
-			smu.Unlock()
+	url := serveHub(t, hub, func(srv *http.Server) {
+		srv.ConnState = func(c net.Conn, state http.ConnState) {
+			if state == http.StateHijacked {
+				smu.Lock()
+				sockets = append(sockets, c)
+				smu.Unlock()
+			}
 		}
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		require.NoError(t, hub.Close())
-		srv.Close()
 	})
 	cut := func() {
 		smu.Lock()
@@ -87,7 +80,7 @@ func testStatefulReconnect(t *testing.T, protocol string) {
 			require.NoError(t, hub.SendToGroup(t.Context(), "room", "Msg", i))
 		}
 	}
-	node := startNode(t, "stateful.mjs", srv.URL+"/hub", protocol)
+	node := startNode(t, "stateful.mjs", url, protocol)
 	command := func(line string) {
 		_, err := io.WriteString(node.stdin, line+"\n")
 		require.NoError(t, err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -81,15 +79,7 @@ func testStreaming(t *testing.T, protocol string) {
 		},
 	})
 	require.NoError(t, err)
-	mux := http.NewServeMux()
-	hub.Mount(mux, "/hub")
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		require.NoError(t, hub.Close())
-		srv.Close()
-	})
-
-	node := startNode(t, "streams.mjs", srv.URL+"/hub", protocol)
+	node := startNode(t, "streams.mjs", serveHub(t, hub), protocol)
 	node.next(t, "counter: [0,10,20,30,40]")
 	node.next(t, "cancelled after 3")
 	select {
