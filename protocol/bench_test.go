@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -30,5 +31,21 @@ func BenchmarkDecodeMessage(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAppendInvocationArgs encodes what the load generator's hub
+// method sends to a user: a non-blocking Invocation whose argument is the
+// 200-byte message it received, as a json.RawMessage (checked, then
+// copied).
+func BenchmarkAppendInvocationArgs(b *testing.B) {
+	args := []any{json.RawMessage(benchPayload)}
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = AppendInvocationArgs(buf[:0], "", "m", args); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

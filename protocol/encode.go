@@ -50,7 +50,7 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 	case int64:
 		return strconv.AppendInt(dst, x, 10), nil
 	case json.RawMessage:
-		if !json.Valid(x) {
+		if !validJSON(x) {
 			return dst, fmt.Errorf("invalid json.RawMessage")
 		}
 		return append(dst, x...), nil
