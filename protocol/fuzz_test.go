@@ -409,3 +409,35 @@ func TestScanFields(t *testing.T) {
 		assert.Equal(t, len(a), cap(a), "argument %d is capped, so an append cannot overwrite the next", i)
 	}
 }
+
+// FuzzUnmarshalJSON checks that UnmarshalJSON's shortcuts store what
+// json.Unmarshal stores, and fail where it fails, into every type they
+// cover and one they do not.
+func FuzzUnmarshalJSON(f *testing.F) {
+	for _, s := range []string{
+		`"r12"`, `""`, `"é"`, `"a\"b"`, "\"\xff\"", `"\u00e9"`, ` "x" `, `"x`, `"`,
+		`true`, `false`, `tru`, `true `, `null`,
+		`0`, `-0`, `42`, `-42`, `01`, `1.5`, `1e3`, `-`, `123456789012345678`, `9223372036854775807`,
+		`9223372036854775808`, `-9223372036854775808`, `1.7976931348623157e308`, `1e400`, `-1.5E-7`,
+		`{"a":[1,"x",null]}`, `[]`, `{}`, ` [1] `, `[1,]`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		check := func(newV func() any) {
+			got, want := newV(), newV()
+			gotErr, wantErr := UnmarshalJSON(raw, got), json.Unmarshal(raw, want)
+			require.Equal(t, wantErr, gotErr, "%q into %T", raw, want)
+			require.Equal(t, want, got, "%q into %T", raw, want)
+		}
+		check(func() any { return new(string) })
+		check(func() any { return new(bool) })
+		check(func() any { return new(int) })
+		check(func() any { return new(int64) })
+		check(func() any { return new(float64) })
+		check(func() any { return new(json.RawMessage) })
+		check(func() any { return new([]int) })
+		check(func() any { s := "prev"; return &s })
+		check(func() any { r := json.RawMessage("prev"); return &r })
+	})
+}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -606,3 +607,56 @@ func validJSON(b []byte) bool {
 	}
 	return json.Valid(b)
 }
+
+// UnmarshalJSON is json.Unmarshal(raw, v) with shortcuts for the types hub
+// method parameters have most: when v is a *string, *bool, *int, *int64,
+// *float64 or *json.RawMessage and raw is exactly a value of that kind (a
+// string without escapes, an integer without fraction or exponent, ...),
+// it stores the value without reflection. Whichever way it goes, the
+// outcome is json.Unmarshal's.
+func UnmarshalJSON(raw []byte, v any) error {
+	switch p := v.(type) {
+	case *string:
+		if len(raw) > 1 && raw[0] == '"' {
+			if end, plain := scanString(raw, 0); end == len(raw) && plain {
+				*p = string(raw[1 : len(raw)-1])
+				return nil
+			}
+		}
+	case *bool:
+		if string(raw) == "true" || string(raw) == "false" {
+			*p = raw[0] == 't'
+			return nil
+		}
+	case *int:
+		if len(raw) > 0 {
+			if n, end := scanInt(raw, 0, maxIntDigits); end == len(raw) {
+				*p = int(n)
+				return nil
+			}
+		}
+	case *int64:
+		if len(raw) > 0 {
+			if n, end := scanInt(raw, 0, 18); end == len(raw) {
+				*p = n
+				return nil
+			}
+		}
+	case *float64:
+		if len(raw) > 0 && skipNumber(raw, 0) == len(raw) {
+			if f, err := strconv.ParseFloat(string(raw), 64); err == nil {
+				*p = f
+				return nil
+			}
+		}
+	case *json.RawMessage:
+		if len(raw) > 0 && skipValue(raw, 0) == len(raw) {
+			*p = append((*p)[:0], raw...)
+			return nil
+		}
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// maxIntDigits is how many decimal digits always fit an int.
+const maxIntDigits = 9 * (strconv.IntSize / 32)
