@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/signalhub/signalhub/protocol"
 )
@@ -116,6 +117,28 @@ func compileMethods(in map[string]any) (map[string]*method, error) {
 	return out, nil
 }
 
+// method returns the method named target, in any case, or nil.
+func (h *Hub) method(target string) *method {
+	// An ASP.NET-style name has capitals, for which strings.ToLower
+	// allocates: lower an ASCII name on the stack instead.
+	var buf [64]byte
+	if len(target) > len(buf) {
+		return h.methods[strings.ToLower(target)]
+	}
+	key := buf[:len(target)]
+	for i := range len(target) {
+		c := target[i]
+		if c >= utf8.RuneSelf {
+			return h.methods[strings.ToLower(target)]
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		key[i] = c
+	}
+	return h.methods[string(key)]
+}
+
 // HubError is an error a hub method returns to show its message to the
 // client, like ASP.NET Core's HubException. Other errors reach the client as
 // a generic message unless Options.DetailedErrors is set, so that internal
@@ -143,7 +166,7 @@ const (
 // invocations never get here: the read loop starts them (streams.go).
 func (c *conn) invoke(msg *protocol.Message) {
 	h := c.hub
-	m := h.methods[strings.ToLower(msg.Target)]
+	m := h.method(msg.Target)
 	if m == nil {
 		c.complete(msg.InvocationID, nil, fmt.Sprintf(errInvokeFailed, msg.Target)+detailNoMethod)
 		return
