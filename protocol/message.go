@@ -159,10 +159,10 @@ func errInvalid(reason string) error { return &invalidError{reason: reason} }
 // other fields, and the caller should ignore it. Errors wrap
 // ErrInvalidMessage.
 func DecodeMessage(record []byte) (Message, error) {
-	f, ok := scanFields(record)
-	if !ok {
-		var err error
-		if f, err = unmarshalFields(record); err != nil {
+	var f fields
+	if !f.scan(record) {
+		f = fields{}
+		if err := f.unmarshal(record); err != nil {
 			return Message{}, err
 		}
 	}
@@ -186,15 +186,15 @@ type fields struct {
 	sequenceID     int64
 }
 
-// unmarshalFields reads record's fields with encoding/json, for the
-// records that scanFields leaves to it.
-func unmarshalFields(record []byte) (fields, error) {
+// unmarshal reads record's fields into f, which is empty, with
+// encoding/json, for the records that scan leaves to it.
+func (f *fields) unmarshal(record []byte) error {
 	var w wireMessage
 	if err := json.Unmarshal(record, &w); err != nil {
-		return fields{}, errInvalid(err.Error())
+		return errInvalid(err.Error())
 	}
-	f := fields{arguments: w.Arguments, streamIDs: w.StreamIDs, headers: w.Headers,
-		item: w.Item, result: w.Result, allowReconnect: w.AllowReconnect}
+	f.arguments, f.streamIDs, f.headers = w.Arguments, w.StreamIDs, w.Headers
+	f.item, f.result, f.allowReconnect = w.Item, w.Result, w.AllowReconnect
 	if w.Type != nil {
 		f.has |= hasType
 		f.typ = *w.Type
@@ -215,7 +215,7 @@ func unmarshalFields(record []byte) (fields, error) {
 		f.has |= hasSequenceID
 		f.sequenceID = *w.SequenceID
 	}
-	return f, nil
+	return nil
 }
 
 // message checks the fields against the message type and returns the

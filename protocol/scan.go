@@ -47,19 +47,19 @@ var fieldNames = [...]string{
 	"item", "result", "error", "allowReconnect", "sequenceId",
 }
 
-// scanFields reads record's fields as json.Unmarshal reads them into a
-// wireMessage, or reports ok=false when it leaves the record to
-// encoding/json. Strings and values are copied: the fields share no
-// memory with record.
-func scanFields(record []byte) (f fields, ok bool) {
+// scan reads record's fields into f, which is empty, as json.Unmarshal
+// reads them into a wireMessage, or reports false when it leaves the
+// record to encoding/json; f is then garbage. Strings and values are
+// copied: the fields share no memory with record.
+func (f *fields) scan(record []byte) bool {
 	b := record
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return fields{}, false
+		return false
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return fields{}, skipSpace(b, i+1) == len(b)
+		return skipSpace(b, i+1) == len(b)
 	}
 	// args holds the arguments' positions in record until they are copied.
 	var argBuf [8]json.RawMessage
@@ -68,25 +68,25 @@ func scanFields(record []byte) (f fields, ok bool) {
 	for {
 		// A field name.
 		if i >= len(b) || b[i] != '"' {
-			return fields{}, false
+			return false
 		}
 		start := i + 1
 		end, plain := scanString(b, i)
 		if !plain {
-			return fields{}, false
+			return false
 		}
 		bit := fieldBit(b[start : end-1])
 		if bit < 0 || seen&bit != 0 {
-			return fields{}, false
+			return false
 		}
 		seen |= bit
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return fields{}, false
+			return false
 		}
 		i = skipSpace(b, i+1)
 		if i >= len(b) {
-			return fields{}, false
+			return false
 		}
 		// Its value. null leaves the field as it was (absent) for
 		// encoding/json, and is read so only where that is what it does to
@@ -120,28 +120,28 @@ func scanFields(record []byte) (f fields, ok bool) {
 			f.result, i = scanRaw(b, i)
 		}
 		if i < 0 {
-			return fields{}, false
+			return false
 		}
 		i = skipSpace(b, i)
 		if i >= len(b) {
-			return fields{}, false
+			return false
 		}
 		if b[i] == '}' {
 			break
 		}
 		if b[i] != ',' {
-			return fields{}, false
+			return false
 		}
 		i = skipSpace(b, i+1)
 	}
 	if skipSpace(b, i+1) != len(b) {
-		return fields{}, false
+		return false
 	}
 	f.has = seen &^ (hasArguments | hasStreamIDs | hasHeaders | hasItem | hasResult | hasAllowReconnect)
 	if seen&hasArguments != 0 {
 		f.arguments = copyValues(args)
 	}
-	return f, true
+	return true
 }
 
 // fieldBit is the bit of the field named name, 0 for an ASCII name that
