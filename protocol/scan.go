@@ -88,9 +88,10 @@ func (f *fields) scan(record []byte) bool {
 		if i >= len(b) {
 			return false
 		}
-		// Its value. null leaves the field as it was (absent) for
-		// encoding/json, and is read so only where that is what it does to
-		// a field of its type; elsewhere the scanner gives up.
+		// Its value. null is read only where encoding/json keeps it as a
+		// value (item, result, arguments) or skips it (unknown fields); as
+		// another field's value, which encoding/json takes for absent, the
+		// scanner gives up.
 		switch bit {
 		case 0: // not a field of the record: skipped, as encoding/json does
 			i = skipValue(b, i)
