@@ -2,6 +2,7 @@ package signalhub
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -71,15 +72,16 @@ func (countingWire) close(websocket.StatusCode, string) error { return nil }
 func (countingWire) closeNow() error                          { return nil }
 
 // attachMemoryConns registers n handshaken in-memory connections in group
-// and starts their writers. The returned stop function ends them.
+// (with connection IDs c<group><i> and user IDs u<group><i>) and starts
+// their writers. The returned stop function ends them.
 // With writers (d != nil) every connection's writer goroutine runs;
 // without, the caller drains the queues itself.
 func attachMemoryConns(tb testing.TB, h *Hub, n int, group string, d *delivered) (conns []*conn, stop func()) {
 	tb.Helper()
 	conns = make([]*conn, n)
 	for i := range conns {
-		c := newConn(h, fmt.Sprintf("c%d", i), "", countingWire{d: d})
-		c.userID = fmt.Sprintf("u%d", i)
+		c := newConn(h, fmt.Sprintf("c%s%d", group, i), "", countingWire{d: d})
+		c.userID = fmt.Sprintf("u%s%d", group, i)
 		if err := h.register(c); err != nil {
 			tb.Fatal(err)
 		}
@@ -193,6 +195,110 @@ func BenchmarkSendToGroupDelivered(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(want), "ns/recipient")
 			b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// benchSend is the load generator's user-to-user hub method: it sends its
+// message to every connection of the user.
+func benchSend(c *Context, user string, msg json.RawMessage) error {
+	return c.Hub().SendToUser(c.Context(), user, "m", msg)
+}
+
+// benchSendRecord is the non-blocking Invocation of Send a client of the
+// load generator writes, to user, with a 200-byte JSON object.
+func benchSendRecord(user string) []byte {
+	msg := `{"r":7,"s":42,"t":1767225600000000000,"p":"` + strings.Repeat("x", 145) + `"}`
+	return []byte(`{"type":1,"target":"Send","arguments":["` + user + `",` + msg + `]}`)
+}
+
+// BenchmarkInvocation measures one user-to-user message in process, the
+// read goroutine's and the worker's share of it without their scheduling:
+// decode the record, bind its arguments, call the hub method, which sends
+// to the peer's user ID, and queue the encoded record for the peer
+// (drained as its writer would).
+func BenchmarkInvocation(b *testing.B) {
+	h, err := New(&Options{Methods: map[string]any{"Send": benchSend}, InvocationRate: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conns, stop := attachMemoryConns(b, h, 2, "g", nil)
+	defer stop()
+	sender, peer := conns[0], conns[1]
+	rec := benchSendRecord(peer.userID)
+	send := func() {
+		m, err := sender.proto.decode(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sender.invoke(&m)
+		batch, _, _ := peer.take()
+		if len(batch) != 1 {
+			b.Fatalf("queued %d records, want 1", len(batch))
+		}
+		peer.giveBack(batch)
+	}
+	send()
+	send()
+	b.ReportAllocs()
+	for b.Loop() {
+		send()
+	}
+}
+
+// BenchmarkInvocationDelivered measures user-to-user messages end to end
+// in process: each of P senders hands its records to the connection as the
+// read loop does (the invocation runs on the sender's worker goroutine)
+// and the peer's writer goroutine delivers to an in-memory wire. Like the
+// load generator's flat-out case, a sender has at most window messages on
+// their way.
+func BenchmarkInvocationDelivered(b *testing.B) {
+	for _, pairs := range []int{1, 100} {
+		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) {
+			h, err := New(&Options{Methods: map[string]any{"Send": benchSend}, InvocationRate: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := newDelivered()
+			senders, stopSenders := attachMemoryConns(b, h, pairs, "s", nil)
+			defer stopSenders()
+			peers, stopPeers := attachMemoryConns(b, h, pairs, "r", d)
+			defer stopPeers()
+			recs := make([][]byte, pairs)
+			for i := range senders {
+				recs[i] = benchSendRecord(peers[i].userID)
+			}
+			const window = 4
+			sent := int64(0)
+			round := func() {
+				for i, s := range senders {
+					if err := s.handleRecord(recs[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sent += int64(pairs)
+				if sent >= window*int64(pairs) {
+					d.wait(b, sent-window*int64(pairs)+int64(pairs))
+				}
+			}
+			for range 2 * window {
+				round()
+			}
+			d.wait(b, sent)
+			d.reset()
+			sent = 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				round()
+			}
+			d.wait(b, sent)
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(sent), "ns/delivery")
+			for _, s := range senders {
+				s.cancel(nil)
+				s.invocations.Wait()
+			}
 		})
 	}
 }

@@ -103,6 +103,15 @@ func checkName(kind, name string, max int) error {
 	if len(name) > max {
 		return fmt.Errorf("%s of %d bytes is longer than %d: %w", kind, len(name), max, ErrInvalidName)
 	}
+	// Printable ASCII, as most names are, needs no look at Unicode's
+	// tables; the checks below start at the first other byte.
+	i := 0
+	for i < len(name) && name[i] >= 0x20 && name[i] < 0x7f {
+		i++
+	}
+	if name = name[i:]; name == "" {
+		return nil
+	}
 	if !utf8.ValidString(name) {
 		return fmt.Errorf("%s is not valid UTF-8: %w", kind, ErrInvalidName)
 	}

@@ -75,7 +75,7 @@ var jsonHub = &hubProtocol{
 		return rec, rest, ok, nil
 	},
 	decode:  protocol.DecodeMessage,
-	bind:    json.Unmarshal,
+	bind:    protocol.UnmarshalJSON,
 	marshal: json.Marshal,
 	toJSON:  func(raw []byte) (json.RawMessage, error) { return raw, nil },
 

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/signalhub/signalhub/protocol"
 )
@@ -25,6 +26,9 @@ type method struct {
 	// uploads are the indexes in params of the streams from the client;
 	// the client sends the other parameters as arguments.
 	uploads []int
+	// direct calls fn without reflection, for the signatures hub methods
+	// have most (see directCallOf); nil for the others.
+	direct directCall
 }
 
 // args is how many arguments the client sends: the parameters that are
@@ -59,7 +63,7 @@ func newMethod(name string, fn any) (*method, error) {
 	if t.IsVariadic() {
 		return nil, fmt.Errorf("signalhub: method %q: variadic methods are not supported", name)
 	}
-	m := &method{name: name, fn: v}
+	m := &method{name: name, fn: v, direct: directCallOf(fn)}
 	for i := 1; i < t.NumIn(); i++ {
 		p := t.In(i)
 		if k, _ := uploadKindOf(p); k != streamNone {
@@ -116,6 +120,28 @@ func compileMethods(in map[string]any) (map[string]*method, error) {
 	return out, nil
 }
 
+// method returns the method named target, in any case, or nil.
+func (h *Hub) method(target string) *method {
+	// An ASP.NET-style name has capitals, for which strings.ToLower
+	// allocates: lower an ASCII name on the stack instead.
+	var buf [64]byte
+	if len(target) > len(buf) {
+		return h.methods[strings.ToLower(target)]
+	}
+	key := buf[:len(target)]
+	for i := range len(target) {
+		c := target[i]
+		if c >= utf8.RuneSelf {
+			return h.methods[strings.ToLower(target)]
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		key[i] = c
+	}
+	return h.methods[string(key)]
+}
+
 // HubError is an error a hub method returns to show its message to the
 // client, like ASP.NET Core's HubException. Other errors reach the client as
 // a generic message unless Options.DetailedErrors is set, so that internal
@@ -144,7 +170,7 @@ const (
 // invocations never get here: the read loop starts them (streams.go).
 func (c *conn) invoke(msg *protocol.Message) {
 	h := c.hub
-	m := h.methods[strings.ToLower(msg.Target)]
+	m := h.method(msg.Target)
 	if m == nil {
 		c.complete(msg.InvocationID, nil, fmt.Sprintf(errInvokeFailed, msg.Target)+detailNoMethod)
 		return
@@ -153,12 +179,21 @@ func (c *conn) invoke(msg *protocol.Message) {
 		c.complete(msg.InvocationID, nil, m.mismatch(msg))
 		return
 	}
-	in, text := c.bindArgs(&c.hctx, m, msg)
+	var res any
+	var err error
+	text := ""
+	if m.direct != nil && !h.invokeFiltered {
+		text, err = c.callDirect(m, msg)
+	} else {
+		var in []reflect.Value
+		if in, text = c.bindArgs(&c.hctx, m, msg); text == "" {
+			res, err = c.run(&c.hctx, m, in)
+		}
+	}
 	if text != "" {
 		c.complete(msg.InvocationID, nil, text)
 		return
 	}
-	res, err := c.run(&c.hctx, m, in)
 	if err != nil {
 		c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))
 		c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))
@@ -187,11 +222,7 @@ func (m *method) mismatch(msg *protocol.Message) string {
 // text is the error for the client when the arguments do not fit.
 func (c *conn) bindArgs(cx *Context, m *method, msg *protocol.Message) (in []reflect.Value, text string) {
 	if len(msg.Arguments) != m.args() {
-		text = fmt.Sprintf(errInvokeFailed, msg.Target)
-		if c.hub.opts.DetailedErrors {
-			text += fmt.Sprintf(detailArgCount, len(msg.Arguments), m.args())
-		}
-		return nil, text
+		return nil, c.argCountText(m, msg)
 	}
 	in = make([]reflect.Value, 1+len(m.params))
 	in[0] = reflect.ValueOf(cx)
@@ -203,16 +234,52 @@ func (c *conn) bindArgs(cx *Context, m *method, msg *protocol.Message) (in []ref
 		}
 		p := reflect.New(t)
 		if err := c.proto.bind(msg.Arguments[arg], p.Interface()); err != nil {
-			text = fmt.Sprintf(errInvokeFailed, msg.Target)
-			if c.hub.opts.DetailedErrors {
-				text += detailArgBinding
-			}
-			return nil, text
+			return nil, c.argBindingText(msg)
 		}
 		arg++
 		in[i+1] = p.Elem()
 	}
 	return in, ""
+}
+
+// argCountText is the error text for an invocation with more or fewer
+// arguments than m takes.
+func (c *conn) argCountText(m *method, msg *protocol.Message) string {
+	text := fmt.Sprintf(errInvokeFailed, msg.Target)
+	if c.hub.opts.DetailedErrors {
+		text += fmt.Sprintf(detailArgCount, len(msg.Arguments), m.args())
+	}
+	return text
+}
+
+// argBindingText is the error text for an invocation with an argument
+// that does not fit its parameter.
+func (c *conn) argBindingText(msg *protocol.Message) string {
+	text := fmt.Sprintf(errInvokeFailed, msg.Target)
+	if c.hub.opts.DetailedErrors {
+		text += detailArgBinding
+	}
+	return text
+}
+
+// callDirect is bindArgs and call for a method with a direct call: it
+// binds msg's arguments and runs m, turning a panic into an error. A
+// non-empty text is the error for the client when the arguments do not
+// fit.
+func (c *conn) callDirect(m *method, msg *protocol.Message) (text string, err error) {
+	if len(msg.Arguments) != m.args() {
+		return c.argCountText(m, msg), nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = c.panicked(m, p)
+		}
+	}()
+	bound, err := m.direct(&c.hctx, c.proto.bind, msg.Arguments)
+	if !bound {
+		return c.argBindingText(msg), nil
+	}
+	return "", err
 }
 
 // run calls m with in, through the filters when there are any, and returns
@@ -252,10 +319,7 @@ func (c *conn) completeResult(msg *protocol.Message, m *method, res any, hasResu
 func (c *conn) call(m *method, in []reflect.Value) (out []reflect.Value, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.hub.log.LogAttrs(c.ctx, slog.LevelError, "hub method panicked",
-				slog.String("conn_id", c.id), slog.String("method", m.name),
-				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			err = fmt.Errorf("panic: %v", p)
+			err = c.panicked(m, p)
 		}
 	}()
 	out = m.fn.Call(in)
@@ -265,6 +329,16 @@ func (c *conn) call(m *method, in []reflect.Value) (out []reflect.Value, err err
 		}
 	}
 	return out, nil
+}
+
+// panicked logs the panic p of hub method m, from the deferred function
+// that recovered it (so that the stack is the panic's), and returns it as
+// an error.
+func (c *conn) panicked(m *method, p any) error {
+	c.hub.log.LogAttrs(c.ctx, slog.LevelError, "hub method panicked",
+		slog.String("conn_id", c.id), slog.String("method", m.name),
+		slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+	return fmt.Errorf("panic: %v", p)
 }
 
 // errorText is the text a client sees for err: prefix, plus a HubError's

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
-	"strings"
 
 	"github.com/signalhub/signalhub/protocol"
 )
@@ -88,7 +87,7 @@ type upload struct {
 // their first items are read.
 func (c *conn) startStream(msg *protocol.Message) {
 	h := c.hub
-	m := h.methods[strings.ToLower(msg.Target)]
+	m := h.method(msg.Target)
 	if m == nil {
 		c.complete(msg.InvocationID, nil, fmt.Sprintf(errInvokeFailed, msg.Target)+detailNoMethod)
 		return

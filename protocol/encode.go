@@ -50,7 +50,7 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 	case int64:
 		return strconv.AppendInt(dst, x, 10), nil
 	case json.RawMessage:
-		if !json.Valid(x) {
+		if !validJSON(x) {
 			return dst, fmt.Errorf("invalid json.RawMessage")
 		}
 		return append(dst, x...), nil
@@ -98,14 +98,18 @@ func AppendInvocationArgs(dst []byte, invocationID, target string, args []any) (
 }
 
 // SizeHint estimates the encoded size of an Invocation of target with
-// args, for sizing a buffer: enough for strings that need no escaping, a
-// guess for other values. Appending past it only costs a reallocation.
+// args, for sizing a buffer: enough for strings that need no escaping and
+// for json.RawMessage values, a guess for other values. Appending past it
+// only costs a reallocation.
 func SizeHint(target string, args []any) int {
 	n := 48 + len(target)
 	for _, a := range args {
-		if s, ok := a.(string); ok {
-			n += len(s) + 3
-		} else {
+		switch a := a.(type) {
+		case string:
+			n += len(a) + 3
+		case json.RawMessage:
+			n += len(a) + 1
+		default:
 			n += 16
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -289,4 +290,168 @@ func expectedDecode(m Message) Message {
 		}
 	}
 	return w
+}
+
+// FuzzScanFields checks DecodeMessage's fast path against encoding/json:
+// whatever record fields.scan reads, json.Unmarshal reads into the same
+// fields, and the copies share no memory with the record. It checks the
+// scanner's value grammar too: a value skipValue accepts is one json.Valid
+// accepts, and validJSON answers as json.Valid does.
+func FuzzScanFields(f *testing.F) {
+	for _, s := range scanSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, ok := scanFields(in)
+		if ok {
+			want, err := unmarshalFields(in)
+			require.NoError(t, err, "scanned %q, which encoding/json refuses", in)
+			require.Equal(t, want, got, "%q", in)
+			// Overwrite the record: the scanned fields must not change.
+			rec := bytes.Clone(in)
+			got, _ = scanFields(rec)
+			for i := range rec {
+				rec[i] = 'X'
+			}
+			require.Equal(t, want, got, "the fields of %q share memory with it", in)
+		}
+		if end := skipValue(in, 0); end >= 0 {
+			require.True(t, json.Valid(in[:end]), "skipValue accepted %q", in[:end])
+		}
+		require.Equal(t, json.Valid(in), validJSON(in), "%q", in)
+	})
+}
+
+// scanFields is fields.scan for tests.
+func scanFields(record []byte) (fields, bool) {
+	var f fields
+	if !f.scan(record) {
+		return fields{}, false
+	}
+	return f, true
+}
+
+// unmarshalFields is fields.unmarshal for tests.
+func unmarshalFields(record []byte) (fields, error) {
+	var f fields
+	err := f.unmarshal(record)
+	return f, err
+}
+
+// scanSeeds are records for FuzzScanFields and TestScanFields, among them
+// every way a record can differ from what the scanner reads itself.
+var scanSeeds = []string{
+	`{"type":1,"target":"Send","arguments":["r12",{"r":7,"s":42,"t":1767225600000000000,"p":"xxxx"}]}`,
+	`{"arguments":["alice","hello",3,true,null,-1.5e+3,[],{}],"invocationId":"17","target":"SendMessage","type":1}`,
+	` { "type" : 1 , "target" : "x" , "arguments" : [ 1 , [ 2 , { "a" : [ ] } ] ] } `,
+	`{"type":1,"target":"Up","arguments":[],"streamIds":["s1","s2"],"headers":{"a":"b","a":"c"}}`,
+	`{"type":1,"target":"x","arguments":[],"streamIds":[],"headers":{}}`,
+	`{"type":2,"invocationId":"2","item":null}`,
+	`{"type":3,"invocationId":"s1","result":{"a":[1,2]}}`,
+	`{"type":3,"invocationId":"1","error":"x"}`,
+	`{"type":3,"invocationId":"1","result":1,"error":"both"}`,
+	`{"type":6}`,
+	`{}`,
+	`{"type":7,"error":"bye","allowReconnect":true}`,
+	`{"type":7,"allowReconnect":false}`,
+	`{"type":8,"sequenceId":-12}`,
+	`{"type":9,"sequenceId":123456789012345678}`,
+	`{"type":9,"sequenceId":1234567890123456789}`,
+	`{"type":-0,"extra":{"x":[1,"\u00e9\n",true]},"more":null}`,
+	`{"type":1234567890}`,
+	`{"type":01}`,
+	`{"type":1.0}`,
+	`{"type":1e0}`,
+	`{"type":"1"}`,
+	`{"type":null}`,
+	`{"type":1,"type":7}`,
+	`{"TYPE":1}`,
+	`{"Type":6,"type":1}`,
+	`{"t\u0079pe":6}`,
+	"{\"ſtreamIds\":[\"a\"],\"type\":1,\"target\":\"x\",\"arguments\":[]}",
+	"{\"item\":1,\"type\":2,\"ınvocationId\":\"1\"}",
+	"{\"type\":1,\"target\":\"\xff\",\"arguments\":[\"\xff\"]}",
+	"{\"type\":1,\"target\":\"é\u2028\",\"arguments\":[\"\xed\xa0\x80\"]}",
+	`{"type":1,"target":"a\"b","arguments":[]}`,
+	`{"type":1,"target":"x","arguments":["\u12", "\x"]}`,
+	"{\"type\":1,\"target\":\"x\",\"arguments\":[\"\x01\"]}",
+	`{"type":1,"target":"x","arguments":[1,]}`,
+	`{"type":1,"target":"x","arguments":[-]}`,
+	`{"type":1,"target":"x","arguments":[01]}`,
+	`{"type":1,"target":"x","arguments":[1.]}`,
+	`{"type":1,"target":"x","arguments":[1e]}`,
+	`{"type":1,"target":"x","arguments":[tru]}`,
+	`{"type":1,"target":"x","arguments":[{"a"}]}`,
+	`{"type":1,"target":"x","arguments":[{"a":1,}]}`,
+	`{"type":1,"target":"x","arguments":[{1:1}]}`,
+	`{"type":1,"target":"x","arguments":[` + strings.Repeat("[", maxScanDepth) + strings.Repeat("]", maxScanDepth) + `]}`,
+	`{"type":1,"target":"x","arguments":[` + strings.Repeat("[", maxScanDepth+1) + strings.Repeat("]", maxScanDepth+1) + `]}`,
+	`{"type":1,"target":"x","arguments":[` + strings.Repeat(`{"a":`, maxScanDepth+1) + "1" + strings.Repeat("}", maxScanDepth+1) + `]}`,
+	`{"type":1,"target":"x","arguments":[` + strings.Repeat("[", maxScanDepth+1) + `]}`,
+	`{"type":1,"target":"x","arguments":null}`,
+	`{"type":1,"target":null,"arguments":[]}`,
+	`{"type":1,"streamIds":[null],"target":"x","arguments":[]}`,
+	`{"type":1,"headers":{"a":null},"target":"x","arguments":[]}`,
+	`{"type":1,"headers":{"a":1},"target":"x","arguments":[]}`,
+	`{"type":7,"allowReconnect":null}`,
+	`{"type":7,"allowReconnect":"true"}`,
+	`{"type":6} x`,
+	`{"type":6}}`,
+	`{"type":6,}`,
+	`{"type":6`,
+	"\ufeff{\"type\":6}",
+	`[]`,
+	`null`,
+	``,
+}
+
+func TestScanFields(t *testing.T) {
+	t.Parallel()
+	// The records clients send most are read by the scanner, not left to
+	// encoding/json; the seeds of FuzzScanFields check what it reads.
+	for _, rec := range []string{
+		scanSeeds[0], scanSeeds[1], scanSeeds[2], scanSeeds[3], scanSeeds[5], scanSeeds[6], scanSeeds[7],
+		`{"type":6}`, `{"type":8,"sequenceId":-12}`, `{"type":7,"error":"bye","allowReconnect":true}`,
+	} {
+		_, ok := scanFields([]byte(rec))
+		assert.True(t, ok, "%s", rec)
+	}
+	got, ok := scanFields([]byte(scanSeeds[1]))
+	require.True(t, ok)
+	require.Len(t, got.arguments, 8)
+	for i, a := range got.arguments {
+		assert.Equal(t, len(a), cap(a), "argument %d is capped, so an append cannot overwrite the next", i)
+	}
+}
+
+// FuzzUnmarshalJSON checks that UnmarshalJSON's shortcuts store what
+// json.Unmarshal stores, and fail where it fails, into every type they
+// cover and one they do not.
+func FuzzUnmarshalJSON(f *testing.F) {
+	for _, s := range []string{
+		`"r12"`, `""`, `"é"`, `"a\"b"`, "\"\xff\"", `"\u00e9"`, ` "x" `, `"x`, `"`,
+		`true`, `false`, `tru`, `true `, `null`,
+		`0`, `-0`, `42`, `-42`, `01`, `1.5`, `1e3`, `-`, `123456789012345678`, `9223372036854775807`,
+		`9223372036854775808`, `-9223372036854775808`, `1.7976931348623157e308`, `1e400`, `-1.5E-7`,
+		`{"a":[1,"x",null]}`, `[]`, `{}`, ` [1] `, `[1,]`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		check := func(newV func() any) {
+			got, want := newV(), newV()
+			gotErr, wantErr := UnmarshalJSON(raw, got), json.Unmarshal(raw, want)
+			require.Equal(t, wantErr, gotErr, "%q into %T", raw, want)
+			require.Equal(t, want, got, "%q into %T", raw, want)
+		}
+		check(func() any { return new(string) })
+		check(func() any { return new(bool) })
+		check(func() any { return new(int) })
+		check(func() any { return new(int64) })
+		check(func() any { return new(float64) })
+		check(func() any { return new(json.RawMessage) })
+		check(func() any { return new([]int) })
+		check(func() any { s := "prev"; return &s })
+		check(func() any { r := json.RawMessage("prev"); return &r })
+	})
 }

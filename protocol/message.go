@@ -159,25 +159,81 @@ func errInvalid(reason string) error { return &invalidError{reason: reason} }
 // other fields, and the caller should ignore it. Errors wrap
 // ErrInvalidMessage.
 func DecodeMessage(record []byte) (Message, error) {
+	var f fields
+	if !f.scan(record) {
+		f = fields{}
+		if err := f.unmarshal(record); err != nil {
+			return Message{}, err
+		}
+	}
+	return f.message()
+}
+
+// fields are a record's fields as encoding/json reads them into a
+// wireMessage, without pointers: has tells which of type, invocationId,
+// target, error and sequenceId were present (and not null).
+type fields struct {
+	has            int // hasType | hasInvocationID | ..., see scan.go
+	typ            int
+	invocationID   string
+	target         string
+	arguments      []json.RawMessage
+	streamIDs      []string
+	headers        map[string]string
+	item, result   json.RawMessage
+	errMsg         string
+	allowReconnect bool
+	sequenceID     int64
+}
+
+// unmarshal reads record's fields into f, which is empty, with
+// encoding/json, for the records that scan leaves to it.
+func (f *fields) unmarshal(record []byte) error {
 	var w wireMessage
 	if err := json.Unmarshal(record, &w); err != nil {
-		return Message{}, errInvalid(err.Error())
+		return errInvalid(err.Error())
 	}
-	if w.Type == nil {
+	f.arguments, f.streamIDs, f.headers = w.Arguments, w.StreamIDs, w.Headers
+	f.item, f.result, f.allowReconnect = w.Item, w.Result, w.AllowReconnect
+	if w.Type != nil {
+		f.has |= hasType
+		f.typ = *w.Type
+	}
+	if w.InvocationID != nil {
+		f.has |= hasInvocationID
+		f.invocationID = *w.InvocationID
+	}
+	if w.Target != nil {
+		f.has |= hasTarget
+		f.target = *w.Target
+	}
+	if w.Error != nil {
+		f.has |= hasError
+		f.errMsg = *w.Error
+	}
+	if w.SequenceID != nil {
+		f.has |= hasSequenceID
+		f.sequenceID = *w.SequenceID
+	}
+	return nil
+}
+
+// message checks the fields against the message type and returns the
+// Message.
+func (f *fields) message() (Message, error) {
+	if f.has&hasType == 0 {
 		return Message{}, errInvalid("missing 'type'")
 	}
-	m := Message{Type: MessageType(*w.Type)}
+	m := Message{Type: MessageType(f.typ)}
 	if !m.Type.Known() {
 		return m, nil
 	}
 	if m.Type <= TypeCancelInvocation {
-		m.Headers = w.Headers
-		if w.InvocationID != nil {
-			m.InvocationID = *w.InvocationID
-		}
+		m.Headers = f.headers
+		m.InvocationID = f.invocationID
 	}
 	needID := func() error {
-		if w.InvocationID == nil {
+		if f.has&hasInvocationID == 0 {
 			return errInvalid("missing 'invocationId' on " + m.Type.String())
 		}
 		return nil
@@ -189,48 +245,44 @@ func DecodeMessage(record []byte) (Message, error) {
 				return Message{}, err
 			}
 		}
-		if w.Target == nil || *w.Target == "" {
+		if f.target == "" {
 			return Message{}, errInvalid("missing 'target' on " + m.Type.String())
 		}
-		if w.Arguments == nil {
+		if f.arguments == nil {
 			return Message{}, errInvalid("missing 'arguments' on " + m.Type.String())
 		}
-		m.Target = *w.Target
-		m.Arguments = w.Arguments
-		m.StreamIDs = w.StreamIDs
+		m.Target = f.target
+		m.Arguments = f.arguments
+		m.StreamIDs = f.streamIDs
 	case TypeStreamItem:
 		if err := needID(); err != nil {
 			return Message{}, err
 		}
-		if w.Item == nil {
+		if f.item == nil {
 			return Message{}, errInvalid("missing 'item' on StreamItem")
 		}
-		m.Item = w.Item
+		m.Item = f.item
 	case TypeCompletion:
 		if err := needID(); err != nil {
 			return Message{}, err
 		}
-		if w.Error != nil && w.Result != nil {
+		if f.has&hasError != 0 && f.result != nil {
 			return Message{}, errInvalid("Completion has both 'result' and 'error'")
 		}
-		if w.Error != nil {
-			m.Error = *w.Error
-		}
-		m.Result = w.Result
+		m.Error = f.errMsg
+		m.Result = f.result
 	case TypeCancelInvocation:
 		if err := needID(); err != nil {
 			return Message{}, err
 		}
 	case TypeClose:
-		if w.Error != nil {
-			m.Error = *w.Error
-		}
-		m.AllowReconnect = w.AllowReconnect
+		m.Error = f.errMsg
+		m.AllowReconnect = f.allowReconnect
 	case TypeAck, TypeSequence:
-		if w.SequenceID == nil {
+		if f.has&hasSequenceID == 0 {
 			return Message{}, errInvalid("missing 'sequenceId' on " + m.Type.String())
 		}
-		m.SequenceID = *w.SequenceID
+		m.SequenceID = f.sequenceID
 	}
 	return m, nil
 }

@@ -271,4 +271,9 @@ func TestAppendInvocationArgs(t *testing.T) {
 	rec, err = AppendInvocationArgs(make([]byte, 0, SizeHint("T", []any{long, long})), "", "T", []any{long, long})
 	require.NoError(t, err)
 	assert.LessOrEqual(t, len(rec), SizeHint("T", []any{long, long}), "string arguments are sized exactly enough")
+
+	raw := json.RawMessage(`{"p":"` + long + `"}`)
+	rec, err = AppendInvocationArgs(nil, "", "T", []any{raw, long})
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(rec), SizeHint("T", []any{raw, long}), "json.RawMessage arguments are sized enough")
 }
