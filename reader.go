@@ -53,7 +53,10 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 			go c.continueReading(ws)
 			return registered, nil, true
 		}
-		typ, r, err := ws.Reader(c.ctx)
+		// No context: one would make the WebSocket library arm and disarm
+		// a callback on every message. Every path that ends the connection
+		// while it is read closes the socket, which ends the read.
+		typ, r, err := ws.Reader(context.Background())
 		if err != nil {
 			if !registered && expired.Load() {
 				return false, fmt.Errorf("%w: handshake timeout", ErrProtocol), false
