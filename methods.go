@@ -158,7 +158,9 @@ func (c *conn) invoke(msg *protocol.Message) {
 		c.complete(msg.InvocationID, nil, text)
 		return
 	}
+	start := c.invocationStart()
 	res, err := c.run(&c.hctx, m, in)
+	c.invocationDone(m, start, err)
 	if err != nil {
 		c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))
 		c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))

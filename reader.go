@@ -200,6 +200,7 @@ func (c *conn) processRecords(buf []byte, typ websocket.MessageType, registered 
 			err = c.handleRecord(rec)
 		} else if err = c.handshake(rec, typ); err == nil {
 			*registered = true
+			c.metricsOpened()
 			err = c.connected()
 			c.startWriter() // also after a failed OnConnected: it sends the Close
 		}
@@ -329,6 +330,7 @@ func (c *conn) failInvalid(err error) error {
 
 // handleRecord dispatches one hub message.
 func (c *conn) handleRecord(rec []byte) error {
+	c.metricsReceived(rec)
 	m, err := c.proto.decode(rec)
 	if err != nil {
 		return c.failInvalid(err)
