@@ -23,12 +23,14 @@ import (
 // each connection's writer, once per batch it writes. Like the rest of
 // Options, Metrics is copied by New.
 //
-// A connection counts from its handshake on: ConnectionOpened and
-// ConnectionClosed come in pairs, for every connection whose handshake
-// succeeded, ConnectionClosed before OnDisconnected runs.
+// A connection counts from the moment it joins the hub, during its
+// handshake, before the client hears that it is connected (so that a
+// client that has connected is counted): ConnectionOpened and
+// ConnectionClosed come in pairs, for every connection that joined,
+// ConnectionClosed before OnDisconnected runs.
 type Metrics struct {
-	// ConnectionOpened is called when a connection has completed its
-	// handshake and joined the hub, before OnConnected.
+	// ConnectionOpened is called when a connection joins the hub, as its
+	// handshake succeeds, before the handshake response and OnConnected.
 	ConnectionOpened func(c ConnectionInfo)
 
 	// ConnectionClosed is called when a connection opened has left the
@@ -95,8 +97,8 @@ func (c *conn) info() ConnectionInfo {
 	return ConnectionInfo{ID: c.id, Transport: t, Protocol: c.proto.name}
 }
 
-// metricsOpened starts the clock of a connection whose handshake
-// succeeded and reports it to Options.Metrics. Read goroutine only.
+// metricsOpened starts the clock of a connection that joined the hub and
+// reports it to Options.Metrics. Read goroutine only.
 func (c *conn) metricsOpened() {
 	m := c.hub.opts.Metrics
 	if m == nil {

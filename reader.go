@@ -200,7 +200,6 @@ func (c *conn) processRecords(buf []byte, typ websocket.MessageType, registered 
 			err = c.handleRecord(rec)
 		} else if err = c.handshake(rec, typ); err == nil {
 			*registered = true
-			c.metricsOpened()
 			err = c.connected()
 			c.startWriter() // also after a failed OnConnected: it sends the Close
 		}
@@ -260,6 +259,7 @@ func (c *conn) handshake(rec []byte, typ websocket.MessageType) error {
 		}
 		return refuse(err, "The server is shutting down.")
 	}
+	c.metricsOpened()
 	if !c.expires.IsZero() {
 		c.expTimer = time.AfterFunc(time.Until(c.expires), func() { c.closeWith(closeExpired) })
 	}
@@ -269,6 +269,7 @@ func (c *conn) handshake(rec []byte, typ websocket.MessageType) error {
 	}
 	if err := c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, "")}); err != nil {
 		c.hub.unregister(c)
+		c.metricsClosed(err)
 		return err
 	}
 	return nil
