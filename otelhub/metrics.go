@@ -112,8 +112,9 @@ type MetricsOptions struct {
 // On the hot paths, a connection's writer and reader, it only adds to
 // atomic counters, which asynchronous instruments report when the metrics
 // are collected; connections, invocations and publishes are recorded as
-// they end, with attribute sets made once. It never allocates after a
-// method's first invocation. A Metrics is safe for concurrent use.
+// they end, with attribute sets made once, so that only a method's first
+// invocation and a failure's classification (errors.As) allocate. A
+// Metrics is safe for concurrent use.
 type Metrics struct {
 	active        metric.Int64UpDownCounter
 	duration      metric.Float64Histogram
