@@ -41,8 +41,10 @@ type Metrics struct {
 
 	// MessagesSent is called after the connection's writer has written a
 	// batch of messages (hub protocol records: invocations, completions,
-	// stream items, pings, the Close message) to the socket, with how
-	// many records and bytes it held. bytes counts the records as the
+	// stream items, pings, the Close message) to the transport (a
+	// WebSocket message, a Server-Sent Event, a Long Polling poll's
+	// answer), with how many records and bytes it held; the handshake
+	// response is not counted. bytes counts the records as the
 	// hub protocol frames them (with the JSON record separator or the
 	// MessagePack length prefix), not the transport's own framing.
 	MessagesSent func(c ConnectionInfo, messages, bytes int)
@@ -82,17 +84,14 @@ type ConnectionInfo struct {
 	Protocol string
 }
 
-// transportNamer is implemented by the wires of transports other than
-// WebSockets, to name themselves in ConnectionInfo.
-type transportNamer interface {
-	transportName() string
-}
-
 // info describes c to Metrics.
 func (c *conn) info() ConnectionInfo {
 	t := protocol.TransportWebSockets
-	if n, ok := c.wire.(transportNamer); ok {
-		t = n.transportName()
+	switch c.wire.(type) {
+	case *sseWire:
+		t = protocol.TransportServerSentEvents
+	case *pollWire:
+		t = protocol.TransportLongPolling
 	}
 	return ConnectionInfo{ID: c.id, Transport: t, Protocol: c.proto.name}
 }
@@ -121,9 +120,10 @@ func (c *conn) metricsClosed(cause error) {
 // The hooks on the hot paths are split in two, so that the check for
 // Options.Metrics is inlined where they are called.
 
-// metricsSent reports a batch the writer has written.
+// metricsSent reports a batch the writer (or a Long Polling poll) has
+// written.
 func (c *conn) metricsSent(batch [][]byte) {
-	if c.hub.opts.Metrics != nil {
+	if c.hub.opts.Metrics != nil && len(batch) > 0 {
 		c.reportSent(batch)
 	}
 }

@@ -371,3 +371,45 @@ func TestMetricsOptionsCopied(t *testing.T) {
 	c := f.Dial(t, dialOptions{})
 	assert.Len(t, rec.of("opened", c.ID), 1)
 }
+
+// TestMetricsHTTPTransports: connections on Server-Sent Events and Long
+// Polling are reported with their transport, and their messages counted
+// as on WebSockets.
+func TestMetricsHTTPTransports(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		sse       bool
+		transport string
+	}{
+		{"ServerSentEvents", true, protocol.TransportServerSentEvents},
+		{"LongPolling", false, protocol.TransportLongPolling},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := newMetricRecorder()
+			f := newFixture(t, &signalhub.Options{
+				Metrics:           rec.metrics(),
+				KeepAliveInterval: time.Hour,
+				Methods:           map[string]any{"Add": func(c *signalhub.Context, a, b int) int { return a + b }},
+			})
+			c := f.DialHTTP(t, httpDialOptions{SSE: tc.sse})
+			id := c.ID
+			c.ExpectResult(t, "3", "Add", 1, 2)
+			c.Close()
+			require.NoError(t, f.WaitDisconnected(t, id))
+
+			closed := rec.of("closed", id)
+			require.Len(t, closed, 1)
+			assert.Equal(t, signalhub.ConnectionInfo{ID: id, Transport: tc.transport, Protocol: protocol.ProtocolJSON}, closed[0].conn)
+			assert.NoError(t, closed[0].err)
+			n, _ := rec.total("received", id)
+			assert.Equal(t, 2, n, "the invocation and the Close")
+			n, _ = rec.total("sent", id)
+			assert.Equal(t, 1, n, "the Completion")
+			inv := rec.of("invocation", id)
+			require.Len(t, inv, 1)
+			assert.Equal(t, tc.transport, inv[0].conn.Transport)
+		})
+	}
+}

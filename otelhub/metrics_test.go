@@ -3,6 +3,7 @@ package otelhub_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/signalhub/signalhub/client"
 	"github.com/signalhub/signalhub/hubtest"
 	"github.com/signalhub/signalhub/otelhub"
+	"github.com/signalhub/signalhub/protocol"
 )
 
 var (
@@ -304,4 +306,71 @@ func TestSharedAndClosed(t *testing.T) {
 	require.NoError(t, m.Close())
 	s = collect(t, reader)
 	assert.Empty(t, s.points(otelhub.MetricReceivedMessages))
+}
+
+// TestAttributeValues: every transport, and the cause of every way a
+// connection ends, map to their attribute values; a transport or
+// protocol the hub does not name yet gets "_OTHER".
+func TestAttributeValues(t *testing.T) {
+	t.Parallel()
+	m, reader := newMetrics(t)
+	h := m.Hooks()
+	for _, tc := range []struct {
+		transport, want string
+	}{
+		{protocol.TransportWebSockets, "web_sockets"},
+		{protocol.TransportServerSentEvents, "server_sent_events"},
+		{protocol.TransportLongPolling, "long_polling"},
+		{"WebTransport", "_OTHER"},
+	} {
+		c := signalhub.ConnectionInfo{ID: tc.transport, Transport: tc.transport, Protocol: protocol.ProtocolMessagePack}
+		h.ConnectionOpened(c)
+		h.MessageReceived(c, 10)
+		s := collect(t, reader)
+		tr := otelhub.AttrTransport.String(tc.want)
+		mp := otelhub.AttrProtocol.String("messagepack")
+		active, _ := s.sum(t, otelhub.MetricActiveConnections, tr, mp)
+		assert.EqualValues(t, 1, active, tc.transport)
+		got, _ := s.sum(t, otelhub.MetricReceivedBytes, tr, mp)
+		assert.EqualValues(t, 10, got, tc.transport)
+		h.ConnectionClosed(c, time.Second, nil)
+	}
+
+	ws := signalhub.ConnectionInfo{ID: "c", Transport: protocol.TransportWebSockets, Protocol: "cbor"}
+	causes := []struct {
+		cause error
+		want  string
+	}{
+		{nil, "normal_closure"},
+		{signalhub.ErrHubClosed, "app_shutdown"},
+		{fmt.Errorf("wrapped: %w", signalhub.ErrClientTimeout), "timeout"},
+		{fmt.Errorf("signalhub: write: %w", context.DeadlineExceeded), "timeout"},
+		{signalhub.ErrSlowConsumer, "slow_consumer"},
+		{signalhub.ErrAuthExpired, "auth_expired"},
+		{signalhub.ErrUserDisconnected, "user_disconnected"},
+		{fmt.Errorf("%w: bad record", signalhub.ErrProtocol), "protocol_error"},
+		{signalhub.ErrMessageTooLarge, "protocol_error"},
+		{signalhub.ErrRateLimited, "policy_violation"},
+		{signalhub.ErrTooManyInvocations, "policy_violation"},
+		{errors.New("connection reset by peer"), "error"},
+	}
+	for _, c := range causes {
+		h.ConnectionOpened(ws)
+		h.ConnectionClosed(ws, time.Second, c.cause)
+	}
+	s := collect(t, reader)
+	want := map[string]uint64{}
+	for _, c := range causes {
+		want[c.want]++
+	}
+	for status, n := range want {
+		dp, ok := s.hist(t, otelhub.MetricConnectionDuration, otelhub.AttrConnectionStatus.String(status),
+			webSockets, otelhub.AttrProtocol.String("_OTHER"))
+		if assert.True(t, ok, status) {
+			assert.Equal(t, n, dp.Count, status)
+			assert.InDelta(t, float64(n), dp.Sum, 1e-9, status)
+		}
+	}
+	slow, _ := s.sum(t, otelhub.MetricSlowConsumerCloses, webSockets, otelhub.AttrProtocol.String("_OTHER"))
+	assert.EqualValues(t, 1, slow)
 }
