@@ -152,7 +152,7 @@ type conn struct {
 	lastSend  int64       // hub clock of the last write
 
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
-	openedAt int64        // hub clock of the handshake, with Options.Metrics (metrics.go)
+	metrics  connMetrics  // what Options.Metrics hears of it (metrics.go)
 
 	// st is the stateful-reconnect state (stateful.go), nil unless the
 	// client asked for it and negotiate granted it (statefulOK).

@@ -84,16 +84,17 @@ type ConnectionInfo struct {
 	Protocol string
 }
 
+// connMetrics is what Metrics hears of a connection, set by metricsOpened
+// on the read goroutine as the connection joins the hub, before any
+// other hook about it can run, and read-only from then on.
+type connMetrics struct {
+	openedAt  int64  // hub clock
+	transport string // for ConnectionInfo: c.wire changes when a stateful connection resumes
+}
+
 // info describes c to Metrics.
 func (c *conn) info() ConnectionInfo {
-	t := protocol.TransportWebSockets
-	switch c.wire.(type) {
-	case *sseWire:
-		t = protocol.TransportServerSentEvents
-	case *pollWire:
-		t = protocol.TransportLongPolling
-	}
-	return ConnectionInfo{ID: c.id, Transport: t, Protocol: c.proto.name}
+	return ConnectionInfo{ID: c.id, Transport: c.metrics.transport, Protocol: c.proto.name}
 }
 
 // metricsOpened starts the clock of a connection that joined the hub and
@@ -103,7 +104,14 @@ func (c *conn) metricsOpened() {
 	if m == nil {
 		return
 	}
-	c.openedAt = c.hub.now()
+	c.metrics.openedAt = c.hub.now()
+	c.metrics.transport = protocol.TransportWebSockets
+	switch c.wire.(type) {
+	case *sseWire:
+		c.metrics.transport = protocol.TransportServerSentEvents
+	case *pollWire:
+		c.metrics.transport = protocol.TransportLongPolling
+	}
 	if m.ConnectionOpened != nil {
 		m.ConnectionOpened(c.info())
 	}
@@ -113,7 +121,7 @@ func (c *conn) metricsOpened() {
 // reported.
 func (c *conn) metricsClosed(cause error) {
 	if m := c.hub.opts.Metrics; m != nil && m.ConnectionClosed != nil {
-		m.ConnectionClosed(c.info(), time.Duration(c.hub.now()-c.openedAt), cause)
+		m.ConnectionClosed(c.info(), time.Duration(c.hub.now()-c.metrics.openedAt), cause)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,4 +413,40 @@ func TestMetricsHTTPTransports(t *testing.T) {
 			assert.Equal(t, tc.transport, inv[0].conn.Transport)
 		})
 	}
+}
+
+// TestMetricsStatefulResume: a stateful-reconnect connection whose socket
+// drops and is resumed stays one connection: opened once, closed once at
+// its real end, its invocations reported once each.
+func TestMetricsStatefulResume(t *testing.T) {
+	t.Parallel()
+	var records atomic.Int64
+	rec := newMetricRecorder()
+	f := statefulFixture(t, signalhub.Options{Metrics: rec.metrics()}, &records)
+	ctx := waitCtx(t)
+	c := statefulDial(t, f, "ann")
+	c.ExpectResult(t, "1", "Record", 1)
+	c.Drop()
+
+	r := resumeWS(t, f, c.Token, "ann")
+	require.NoError(t, r.SendRecords(ctx,
+		`{"type":9,"sequenceId":1}`,
+		`{"type":1,"invocationId":"1","target":"Record","arguments":[1]}`, // a repeat: dropped
+		`{"type":1,"invocationId":"2","target":"Record","arguments":[2]}`,
+	))
+	res, errMsg, err := r.Completion(ctx, "2")
+	require.NoError(t, err)
+	require.Empty(t, errMsg)
+	assert.Equal(t, "2", string(res))
+	assert.Empty(t, rec.of("closed", c.ID), "resumed, not closed")
+	r.Close()
+	require.NoError(t, f.WaitDisconnected(t, c.ID))
+
+	assert.Len(t, rec.of("opened", c.ID), 1)
+	closed := rec.of("closed", c.ID)
+	require.Len(t, closed, 1)
+	assert.NoError(t, closed[0].err)
+	assert.Equal(t, protocol.TransportWebSockets, closed[0].conn.Transport)
+	assert.Len(t, rec.of("invocation", c.ID), 2, "Record(1) and Record(2); the repeat did not run")
+	assert.EqualValues(t, 2, records.Load())
 }
