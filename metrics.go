@@ -36,7 +36,11 @@ type Metrics struct {
 	// ConnectionClosed is called when a connection opened has left the
 	// hub and its writer is done, with how long it was open and why it
 	// ended: the error OnDisconnected gets (nil for a close by the
-	// client; ErrSlowConsumer, ErrClientTimeout, ErrHubClosed, ...).
+	// client; ErrSlowConsumer, ErrClientTimeout, ErrHubClosed, ...), or
+	// the error of the handshake response's write when that failed. A
+	// stateful-reconnect connection whose transport dropped stays open
+	// while it waits to be resumed. Invocations still running then are
+	// reported when they end, after it.
 	ConnectionClosed func(c ConnectionInfo, d time.Duration, cause error)
 
 	// MessagesSent is called after the connection's writer has written a
