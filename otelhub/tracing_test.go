@@ -42,7 +42,7 @@ func ended(sr *tracetest.SpanRecorder) map[string]sdktrace.ReadOnlySpan {
 func attrsOf(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
 	out := map[attribute.Key]string{}
 	for _, kv := range s.Attributes() {
-		out[kv.Key] = kv.Value.Emit()
+		out[kv.Key] = kv.Value.String()
 	}
 	return out
 }
