@@ -12,7 +12,7 @@ GO    ?= go
 NPM   ?= npm
 ADDR  ?= localhost:5000
 BIN   := $(CURDIR)/bin
-GOPKGS := ./... ./examples/... ./backplane/redis/... ./backplane/nats/...
+GOPKGS := ./... ./examples/... ./backplane/redis/... ./backplane/nats/... ./otelhub/...
 FUZZTIME ?= 30s
 
 .PHONY: chat test test-go test-e2e test-newcomer vet bench bench-go fuzz fuzz-short e2e-deps node-deps chat-deps tools clean newcomer

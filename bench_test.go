@@ -110,11 +110,14 @@ func attachMemoryConns(tb testing.TB, h *Hub, n int, group string, d *delivered)
 // member. The benchmark drains each queue itself after every send, as a
 // writer would, so no goroutine scheduling blurs the figures. Allocations
 // per send must not grow with N.
-func BenchmarkSendToGroup(b *testing.B) {
+func BenchmarkSendToGroup(b *testing.B) { benchSendToGroup(b, nil) }
+
+// benchSendToGroup is BenchmarkSendToGroup with a hub built from opts.
+func benchSendToGroup(b *testing.B, opts *Options) {
 	payload := strings.Repeat("x", 200)
 	for _, n := range []int{1, 100, 1000, 10000} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
-			h, err := New(nil)
+			h, err := New(opts)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -154,11 +157,15 @@ func BenchmarkSendToGroup(b *testing.B) {
 // goroutine delivering the record to an in-memory wire. With 10,000 members
 // on two cores, waking the writers dominates, and lagging writers still
 // grow their queue buffers now and then.
-func BenchmarkSendToGroupDelivered(b *testing.B) {
+func BenchmarkSendToGroupDelivered(b *testing.B) { benchSendToGroupDelivered(b, nil) }
+
+// benchSendToGroupDelivered is BenchmarkSendToGroupDelivered with
+// Options.Metrics set to m.
+func benchSendToGroupDelivered(b *testing.B, m *Metrics) {
 	payload := strings.Repeat("x", 200)
 	for _, n := range []int{1, 100, 1000, 10000} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
-			h, err := New(&Options{SendQueueLength: 1 << 20, SendQueueBytes: 1 << 30})
+			h, err := New(&Options{SendQueueLength: 1 << 20, SendQueueBytes: 1 << 30, Metrics: m})
 			if err != nil {
 				b.Fatal(err)
 			}

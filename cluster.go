@@ -274,7 +274,10 @@ func (h *Hub) publishTo(ctx context.Context, channel string, m *backplane.Messag
 	if err != nil {
 		return err
 	}
-	if err := h.cl.bp.Publish(ctx, channel, data); err != nil {
+	start := h.publishStart()
+	err = h.cl.bp.Publish(ctx, channel, data)
+	h.published(m.Kind, start, err)
+	if err != nil {
 		return fmt.Errorf("signalhub: publish: %w: %w", ErrBackplaneUnavailable, err)
 	}
 	return nil

@@ -152,6 +152,7 @@ type conn struct {
 	lastSend  int64       // hub clock of the last write
 
 	lastRecv atomic.Int64 // hub clock (nanoseconds) of the last received data
+	metrics  connMetrics  // what Options.Metrics hears of it (metrics.go)
 
 	// st is the stateful-reconnect state (stateful.go), nil unless the
 	// client asked for it and negotiate granted it (statefulOK).
@@ -525,6 +526,7 @@ func (c *conn) finish(registered bool, readErr error) {
 			c.stopWriter()
 		}
 		<-c.done // on a server close, the writer sends the Close message and frame
+		c.metricsClosed(r.cause)
 	}
 	switch {
 	case !serverClose && readErr == errClientClose:

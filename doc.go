@@ -237,6 +237,21 @@
 // with everything it counted ([Hub.ClusterNodes], [Hub.AwaitNodes]). The
 // repository's docs/scaling.md has the details.
 //
+// # Metrics and tracing
+//
+// [Options].Metrics takes funcs that the hub calls as things happen: a
+// connection joins or leaves (with how long it lasted and why it ended),
+// a connection's writer writes a batch of messages, a message comes in, a
+// hub method invocation ends (with its registered name, duration and
+// error), a backplane publish returns. They run outside the hub's locks,
+// and none runs on a send's fan-out; a hub without them reads no clock for
+// them. Package github.com/signalhub/signalhub/otelhub, a module of its
+// own so that this package depends on no OpenTelemetry package, records
+// them with OpenTelemetry under ASP.NET Core SignalR's metric names where
+// they exist, and traces invocations with a [Filter] that hands each hub
+// method its span through [Context.WithContext]. The repository's
+// examples/metrics serves them to Prometheus.
+//
 // # Shutdown
 //
 // http.Server.Shutdown does not wait for WebSockets, which are hijacked

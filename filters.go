@@ -35,6 +35,9 @@ type Filter struct {
 	// chain and the method, and returns the method's result (nil for a
 	// method without one) and error. What Invoke returns is what the
 	// client gets: an error becomes an error Completion (see HubError).
+	// The Context passed to next is the one the method gets: c, or
+	// c.WithContext(ctx) to hand it a context carrying a trace span or
+	// other values.
 	Invoke func(c *Context, inv *Invocation, next func(*Context, *Invocation) (any, error)) (any, error)
 
 	// OnConnected wraps Options.OnConnected; an error closes the
@@ -52,7 +55,10 @@ func (c *conn) invokeFilters(cx *Context, m *method, in []reflect.Value) (result
 	for i, v := range in[1:] {
 		inv.Args[i] = v.Interface()
 	}
-	next := func(_ *Context, inv *Invocation) (any, error) {
+	next := func(cx *Context, inv *Invocation) (any, error) {
+		if cx != nil && cx.conn == c {
+			in[0] = reflect.ValueOf(cx) // a filter's Context.WithContext
+		}
 		if len(inv.Args) != len(m.params) {
 			return nil, fmt.Errorf("signalhub: a filter passed %d arguments to %s, which takes %d", len(inv.Args), m.name, len(m.params))
 		}

@@ -182,6 +182,7 @@ func (c *conn) invoke(msg *protocol.Message) {
 	var res any
 	var err error
 	text := ""
+	start := c.invocationStart()
 	if m.direct != nil && !h.invokeFiltered {
 		text, err = c.callDirect(m, msg)
 	} else {
@@ -194,6 +195,7 @@ func (c *conn) invoke(msg *protocol.Message) {
 		c.complete(msg.InvocationID, nil, text)
 		return
 	}
+	c.invocationDone(m, start, err)
 	if err != nil {
 		c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))
 		c.complete(msg.InvocationID, nil, h.errorText(fmt.Sprintf(errUnexpected, msg.Target), err))

@@ -284,6 +284,12 @@ type Options struct {
 	// Logger receives the hub's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 
+	// Metrics receives the hub's measurements as they happen:
+	// connections, messages, invocations and backplane publishes (see
+	// Metrics; package github.com/signalhub/signalhub/otelhub records them
+	// with OpenTelemetry). Defaults to none, which costs nothing.
+	Metrics *Metrics
+
 	// Backplane connects the hub to the other nodes of a cluster, so that
 	// sends and group changes reach connections held by any node. The hub
 	// starts it in New and closes it in Shutdown and Close. Defaults to
@@ -397,6 +403,10 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Metrics != nil {
+		m := *c.Metrics
+		c.Metrics = &m
 	}
 	for _, p := range c.AllowedOrigins {
 		if strings.TrimSpace(p) == "" {

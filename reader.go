@@ -262,6 +262,7 @@ func (c *conn) handshake(rec []byte, typ websocket.MessageType) error {
 		}
 		return refuse(err, "The server is shutting down.")
 	}
+	c.metricsOpened()
 	if !c.expires.IsZero() {
 		c.expTimer = time.AfterFunc(time.Until(c.expires), func() { c.closeWith(closeExpired) })
 	}
@@ -271,6 +272,7 @@ func (c *conn) handshake(rec []byte, typ websocket.MessageType) error {
 	}
 	if err := c.wire.write(ctx, [][]byte{protocol.AppendHandshakeResponse(nil, "")}); err != nil {
 		c.hub.unregister(c)
+		c.metricsClosed(err)
 		return err
 	}
 	return nil
@@ -332,6 +334,7 @@ func (c *conn) failInvalid(err error) error {
 
 // handleRecord dispatches one hub message.
 func (c *conn) handleRecord(rec []byte) error {
+	c.metricsReceived(rec)
 	m, err := c.proto.decode(rec)
 	if err != nil {
 		return c.failInvalid(err)

@@ -214,6 +214,8 @@ func (c *conn) runStream(ctx context.Context, cancel context.CancelCauseFunc, m 
 	for i, u := range ups {
 		in[m.uploads[i]+1] = u.param(m.params[m.uploads[i]])
 	}
+	var err error // the invocation's outcome, for Options.Metrics
+	defer c.streamInvocationDone(ctx, m, c.invocationStart(), &err)
 	res, err := c.run(cx, m, in)
 	if err != nil {
 		c.logDebug("hub method failed", slog.String("method", m.name), slog.Any("err", err))

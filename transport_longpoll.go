@@ -229,6 +229,7 @@ func (p *pollWire) serve(w http.ResponseWriter, r *http.Request) {
 	done := c.done
 	for {
 		c.qmu.Lock()
+		handshake := len(p.pre) // the batch's first records, if it is sent: not counted in Options.Metrics
 		batch, final, verdict := p.collectLocked(req)
 		if verdict != pollWait {
 			p.leaveLocked(req)
@@ -237,6 +238,9 @@ func (p *pollWire) serve(w http.ResponseWriter, r *http.Request) {
 		switch verdict {
 		case pollSend:
 			err := p.answer(w, batch)
+			if err == nil {
+				c.metricsSent(batch[handshake:])
+			}
 			p.written(final, err)
 			return
 		case pollEnd:

@@ -76,6 +76,9 @@ func (c *conn) writeLoop() {
 				c.exitWriter(true) // the watchdog dropped the connection
 				return
 			}
+			if err == nil {
+				c.metricsSent(batch)
+			}
 			if !closing {
 				c.giveBack(batch)
 			}

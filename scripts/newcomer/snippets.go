@@ -35,6 +35,7 @@ var packageNames = map[string]string{
 	"redisbp":       "{mod}/backplane/redis",
 	"natsbp":        "{mod}/backplane/nats",
 	"chatapp":       "{mod}/examples/chatapp",
+	"otelhub":       "{mod}/otelhub",
 
 	"jwt":     "github.com/golang-jwt/jwt/v5",
 	"redis":   "github.com/redis/go-redis/v9",
