@@ -16,22 +16,19 @@ type replayBuffer struct {
 	first int64    // sequence ID of recs[0] (of the next record when empty)
 	bytes int      // total size of recs
 	limit int      // Options.StatefulReconnectBufferSize
-	room  chan struct{}
 }
 
 func newReplayBuffer(limit int) *replayBuffer {
 	return &replayBuffer{first: 1, limit: limit}
 }
 
-// add numbers rec and keeps it until it is acknowledged. It reports
-// whether the buffer has reached its limit: the writer then waits for an
-// Ack (wait) before it sends more.
-func (b *replayBuffer) add(rec []byte) (full bool) {
+// add numbers rec and keeps it until it is acknowledged. Once the buffer
+// is full, the writer takes no more from the queue until an Ack makes room.
+func (b *replayBuffer) add(rec []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.recs = append(b.recs, rec)
 	b.bytes += len(rec)
-	return b.bytes >= b.limit
 }
 
 // full reports whether the buffer has reached its limit.
@@ -39,20 +36,6 @@ func (b *replayBuffer) full() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.bytes >= b.limit
-}
-
-// wait returns a channel that is closed when an Ack frees room, or nil
-// when there is room already.
-func (b *replayBuffer) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.bytes < b.limit {
-		return nil
-	}
-	if b.room == nil {
-		b.room = make(chan struct{})
-	}
-	return b.room
 }
 
 // ack drops the records up to and including sequence ID id. It reports
@@ -78,10 +61,6 @@ func (b *replayBuffer) ack(id int64) bool {
 	if len(b.recs) == 0 {
 		b.recs = nil
 	}
-	if b.room != nil && b.bytes < b.limit {
-		close(b.room)
-		b.room = nil
-	}
 	return true
 }
 
@@ -92,11 +71,4 @@ func (b *replayBuffer) pending() (first int64, recs [][]byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.first, append([][]byte(nil), b.recs...)
-}
-
-// next returns the sequence ID the next record added will get.
-func (b *replayBuffer) next() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.first + int64(len(b.recs))
 }

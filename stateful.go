@@ -153,9 +153,7 @@ func (c *conn) takeStateful() (batch [][]byte, closing bool, r closeRequest, det
 			k++
 		}
 		if k == len(c.queue) {
-			batch, c.queue = c.queue, c.spare[:0]
-			c.spare = nil
-			c.qbytes = 0
+			batch, _, _ = c.takeLocked()
 		} else {
 			batch = append(c.spare[:0], c.queue[:k]...)
 			c.spare = nil
@@ -163,8 +161,8 @@ func (c *conn) takeStateful() (batch [][]byte, closing bool, r closeRequest, det
 			clear(c.queue[n:])
 			c.queue = c.queue[:n]
 			c.qbytes -= size
+			c.wakeProducersLocked()
 		}
-		c.wakeProducersLocked()
 	}
 	c.qmu.Unlock()
 	if resumed {
@@ -220,15 +218,28 @@ func (c *conn) markDetached(err error) bool {
 // exitDetached ends the writer of a dropped socket.
 func (c *conn) exitDetached() {
 	c.qmu.Lock()
-	c.writing = false
-	if gone := c.st.writerGone; gone != nil {
-		close(gone)
-		c.st.writerGone = nil
-	}
-	if c.stopped.Load() && !c.finished {
-		c.finishLocked() // a stop came while this writer ran
-	}
+	c.statefulWriterExitLocked()
 	c.qmu.Unlock()
+}
+
+// statefulWriterExitLocked ends a stateful connection's running writer
+// (not for good): a resume waiting for it goes on, and a stop that came
+// while it ran ends the writer for good. The caller holds qmu.
+func (c *conn) statefulWriterExitLocked() {
+	c.writing = false
+	c.st.writerExitedLocked()
+	if c.stopped.Load() && !c.finished {
+		c.finishLocked()
+	}
+}
+
+// writerExitedLocked wakes a resume waiting for the writer of the dropped
+// socket to exit. The caller holds qmu.
+func (st *statefulState) writerExitedLocked() {
+	if st.writerGone != nil {
+		close(st.writerGone)
+		st.writerGone = nil
+	}
 }
 
 // detach keeps a stateful connection whose socket dropped (readErr) for a

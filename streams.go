@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
+	"slices"
 
 	"github.com/signalhub/signalhub/protocol"
 )
@@ -102,7 +103,7 @@ func (c *conn) startStream(msg *protocol.Message) {
 		text = fmt.Sprintf("Invocation ID '%s' is already in use.", msg.InvocationID)
 	}
 	for i, id := range msg.StreamIDs {
-		if _, dup := c.uploads[id]; dup || indexOf(msg.StreamIDs[:i], id) >= 0 {
+		if _, dup := c.uploads[id]; dup || slices.Contains(msg.StreamIDs[:i], id) {
 			text = fmt.Sprintf("Stream ID '%s' is already in use.", id)
 		}
 	}
@@ -157,15 +158,6 @@ func (c *conn) startStream(msg *protocol.Message) {
 	c.smu.Unlock()
 	c.invocations.Add(1)
 	go c.runStream(ctx, cancel, m, msg, ups)
-}
-
-func indexOf(s []string, v string) int {
-	for i, x := range s {
-		if x == v {
-			return i
-		}
-	}
-	return -1
 }
 
 // streamDone ends a streaming invocation started by startStream.

@@ -121,9 +121,8 @@ func (c *conn) exitWriter(final bool) bool {
 	if final {
 		c.writing = false
 		c.finishLocked()
-		if st := c.st; st != nil && st.writerGone != nil {
-			close(st.writerGone)
-			st.writerGone = nil
+		if c.st != nil {
+			c.st.writerExitedLocked()
 		}
 		return true
 	}
@@ -131,14 +130,7 @@ func (c *conn) exitWriter(final bool) bool {
 		if !st.detached && (c.closing || c.stopped.Load() || c.tick.Load() || st.hasWorkLocked(len(c.queue) > 0)) {
 			return false
 		}
-		c.writing = false
-		if gone := st.writerGone; gone != nil {
-			close(gone)
-			st.writerGone = nil
-		}
-		if c.stopped.Load() && !c.finished {
-			c.finishLocked() // a stop came while this writer ran
-		}
+		c.statefulWriterExitLocked()
 		return true
 	}
 	if len(c.queue) > 0 || c.closing || c.stopped.Load() || c.tick.Load() {
