@@ -329,10 +329,7 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 		} else if err != nil {
 			text = err.Error()
 		}
-		reply := backplane.Message{Origin: h.cl.nodeID, Kind: backplane.Reply, ID: m.ID, Payload: []byte(text)}
-		if err := h.publishTo(ctx, chanNode+m.Origin, &reply); err != nil {
-			h.log.LogAttrs(ctx, slog.LevelWarn, "backplane reply failed", slog.String("node_id", m.Origin), slog.Any("err", err))
-		}
+		h.replyTo(m, []byte(text))
 	case backplane.Reply:
 		h.cl.mu.Lock()
 		ch := h.cl.pending[m.ID]
@@ -371,10 +368,7 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 		defer cancel()
-		r := backplane.Message{Origin: h.cl.nodeID, Kind: backplane.Reply, ID: m.ID, Payload: []byte(h.answerQuery(ctx, m.Names[0], m.Names[1:]))}
-		if err := h.publishTo(ctx, chanNode+m.Origin, &r); err != nil {
-			h.log.LogAttrs(ctx, slog.LevelWarn, "backplane reply failed", slog.String("node_id", m.Origin), slog.Any("err", err))
-		}
+		h.replyTo(m, []byte(h.answerQuery(ctx, m.Names[0], m.Names[1:])))
 	}
 }
 

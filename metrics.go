@@ -178,8 +178,8 @@ func (c *conn) reportReceived(rec []byte) {
 // invocationStart returns the hub clock for an invocation that starts,
 // when Options.Metrics wants invocations (0 otherwise).
 func (c *conn) invocationStart() int64 {
-	if c.hub.opts.Metrics != nil {
-		return c.hub.metricsNow()
+	if m := c.hub.opts.Metrics; m != nil && m.InvocationDone != nil {
+		return c.hub.now()
 	}
 	return 0
 }
@@ -209,14 +209,14 @@ func (c *conn) streamInvocationDone(ctx context.Context, m *method, start int64,
 	if err != nil && (errors.Is(context.Cause(ctx), errStreamCanceled) || errors.Is(err, ErrClientDisconnected) || c.ctx.Err() != nil) {
 		err = nil
 	}
-	c.invocationDone(m, start, err)
+	c.reportInvocation(m, start, err)
 }
 
 // publishStart returns the hub clock for a backplane publish that starts,
 // when Options.Metrics wants publishes (0 otherwise).
 func (h *Hub) publishStart() int64 {
-	if h.opts.Metrics != nil {
-		return h.metricsNow()
+	if m := h.opts.Metrics; m != nil && m.BackplanePublished != nil {
+		return h.now()
 	}
 	return 0
 }
@@ -233,13 +233,4 @@ func (h *Hub) reportPublished(kind backplane.Kind, start int64, err error) {
 	if m := h.opts.Metrics; m.BackplanePublished != nil {
 		m.BackplanePublished(kind, time.Duration(h.now()-start), err)
 	}
-}
-
-// metricsNow is the hub clock, read only when Metrics has a func that
-// takes a duration.
-func (h *Hub) metricsNow() int64 {
-	if m := h.opts.Metrics; m.InvocationDone != nil || m.BackplanePublished != nil {
-		return h.now()
-	}
-	return 0
 }

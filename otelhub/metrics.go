@@ -3,6 +3,7 @@ package otelhub
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -426,10 +427,7 @@ func (m *Metrics) method(name string) *outcomes {
 	if o := old[name]; o != nil {
 		return o
 	}
-	next := make(map[string]*outcomes, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	next := maps.Clone(old)
 	o := newOutcomes(AttrMethod.String(name))
 	next[name] = &o
 	m.methods.Store(&next)
