@@ -170,25 +170,52 @@ const (
 	tokenHTTP                        // a Server-Sent Events or Long Polling connection's
 )
 
-// lookupToken tells what token stands for, and returns the connection of
-// an HTTP transport's token.
-func (h *Hub) lookupToken(token string) (tokenState, *conn) {
+// lookupToken tells what token stands for, and returns the connection ID
+// of a fresh token and the connection of an HTTP transport's token.
+func (h *Hub) lookupToken(token string) (state tokenState, id string, c *conn) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	e := h.tokens[token]
 	switch {
 	case e == nil:
-		return tokenUnknown, nil
+		return tokenUnknown, "", nil
 	case !e.attached:
 		if time.Now().After(e.expires) {
-			return tokenUnknown, nil
+			return tokenUnknown, "", nil
 		}
-		return tokenFresh, nil
+		return tokenFresh, e.id, nil
 	}
 	if c := h.httpConns[token]; c != nil {
-		return tokenHTTP, c
+		return tokenHTTP, "", c
 	}
-	return tokenWebSocket, nil
+	return tokenWebSocket, "", nil
+}
+
+// tokenRequest is an authenticated request for a known connection token.
+type tokenRequest struct {
+	token  string
+	claims Claims
+	userID string
+	exp    time.Time
+	state  tokenState // never tokenUnknown
+	id     string     // the connection ID, for tokenFresh
+	c      *conn      // the connection, for tokenHTTP
+}
+
+// resolveToken authenticates a request for token and looks the token up.
+// It answers the request and returns ok=false when it refuses it: as
+// identify does, or 404 for an unknown token.
+func (h *Hub) resolveToken(w http.ResponseWriter, r *http.Request, token string) (tokenRequest, bool) {
+	claims, userID, exp, ok := h.identify(w, r)
+	if !ok {
+		return tokenRequest{}, false
+	}
+	state, id, c := h.lookupToken(token)
+	if state == tokenUnknown {
+		noConnection(w)
+		return tokenRequest{}, false
+	}
+	return tokenRequest{token: token, claims: claims, userID: userID, exp: exp, state: state, id: id, c: c}, true
 }
 
 // connectionToken returns the request's connection token, or answers 400.
@@ -217,12 +244,13 @@ func cannotChangeTransports(w http.ResponseWriter) {
 // gets 403: the credentials are valid, and asking again for them would not
 // help; the connection token alone must not let one user act as another.
 // It answers the request and returns false when it refuses it.
-func (h *Hub) checkOwner(w http.ResponseWriter, r *http.Request, c *conn, claims Claims, userID string) bool {
+func (h *Hub) checkOwner(w http.ResponseWriter, r *http.Request, req tokenRequest) bool {
+	c := req.c
 	switch {
-	case claims == nil && c.claims != nil:
+	case req.claims == nil && c.claims != nil:
 		h.refuseUnauthorized(w, r, errors.New("signalhub: unauthorized: no credentials for a connection made with some"))
 		return false
-	case userID != c.userID:
+	case req.userID != c.userID:
 		if h.log.Enabled(r.Context(), slog.LevelDebug) {
 			h.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused: another user's connection", slog.String("conn_id", c.id))
 		}
@@ -250,30 +278,26 @@ func (h *Hub) serveHTTPTransport(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, name+" transport not supported by this end point type", http.StatusNotFound)
 		return
 	}
-	claims, userID, exp, ok := h.identify(w, r)
+	req, ok := h.resolveToken(w, r, token)
 	if !ok {
 		return
 	}
-	state, c := h.lookupToken(token)
-	switch state {
-	case tokenUnknown:
-		noConnection(w)
-		return
+	switch req.state {
 	case tokenWebSocket:
 		cannotChangeTransports(w)
 		return
 	case tokenFresh:
 		if sse {
-			h.openSSE(w, r, token, claims, userID, exp)
+			h.openSSE(w, r, req)
 		} else {
-			h.openPoll(w, token, claims, userID, exp)
+			h.openPoll(w, req)
 		}
 		return
 	}
-	if !h.checkOwner(w, r, c, claims, userID) {
+	if !h.checkOwner(w, r, req) {
 		return
 	}
-	switch wire := c.wire.(type) {
+	switch wire := req.c.wire.(type) {
 	case *pollWire:
 		if sse {
 			cannotChangeTransports(w)
@@ -290,31 +314,20 @@ func (h *Hub) serveHTTPTransport(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// openHTTPConn creates the connection of a negotiated token on an HTTP
+// openHTTPConn creates the connection of a fresh token (req) on an HTTP
 // transport, as a WebSocket connect does: the same limits, the token
 // attached, the handshake timer armed. newWire makes its wire. It answers
 // the request and returns nil when it refuses it.
-func (h *Hub) openHTTPConn(w http.ResponseWriter, token string, claims Claims, userID string, exp time.Time,
-	in *httpInput, newWire func(*conn) wire) *conn {
-	h.mu.RLock()
-	e := h.tokens[token]
-	id := ""
-	if e != nil {
-		id = e.id
-	}
-	h.mu.RUnlock()
-	if id == "" {
-		noConnection(w)
-		return nil
-	}
+func (h *Hub) openHTTPConn(w http.ResponseWriter, req tokenRequest, in *httpInput, newWire func(*conn) wire) *conn {
+	token, id, userID := req.token, req.id, req.userID
 	c := newConn(h, id, token, nil)
 	c.wire = newWire(c)
-	c.claims, c.userID, c.expires = claims, userID, exp
+	c.claims, c.userID, c.expires = req.claims, userID, req.exp
 	in.c = c
 
 	h.mu.Lock()
 	var refuse func(http.ResponseWriter) // answers once the lock is released
-	switch e = h.tokens[token]; {
+	switch e := h.tokens[token]; {
 	case h.closed:
 		refuse = refuseClosed
 	case e == nil || e.id != id || (!e.attached && time.Now().After(e.expires)):
@@ -324,6 +337,8 @@ func (h *Hub) openHTTPConn(w http.ResponseWriter, token string, claims Claims, u
 		refuse = func(w http.ResponseWriter) { w.WriteHeader(http.StatusConflict) }
 	case !h.admitLocked(w, userID): // it has answered
 		refuse = func(http.ResponseWriter) {}
+	default:
+		e.attached = true
 	}
 	if refuse != nil {
 		h.mu.Unlock()
@@ -331,7 +346,6 @@ func (h *Hub) openHTTPConn(w http.ResponseWriter, token string, claims Claims, u
 		c.cancel(errTransportClosed)
 		return nil
 	}
-	e.attached = true
 	// Armed before any POST can find the connection, which the handshake
 	// needs; and only for a connection the hub keeps, whose cleanup it waits
 	// for.
@@ -359,15 +373,11 @@ func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	claims, userID, _, ok := h.identify(w, r)
+	req, ok := h.resolveToken(w, r, token)
 	if !ok {
 		return
 	}
-	state, c := h.lookupToken(token)
-	switch state {
-	case tokenUnknown:
-		noConnection(w)
-		return
+	switch req.state {
 	case tokenWebSocket:
 		http.Error(w, "POST requests are not allowed for WebSocket connections.", http.StatusMethodNotAllowed)
 		return
@@ -375,9 +385,10 @@ func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "The connection has not started: open its transport (GET) before sending.", http.StatusBadRequest)
 		return
 	}
-	if !h.checkOwner(w, r, c, claims, userID) {
+	if !h.checkOwner(w, r, req) {
 		return
 	}
+	c := req.c
 	in := inputOf(c)
 	if !in.mu.TryLock() {
 		w.WriteHeader(http.StatusConflict)
@@ -430,21 +441,16 @@ func (h *Hub) serveDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	claims, userID, _, ok := h.identify(w, r)
+	req, ok := h.resolveToken(w, r, token)
 	if !ok {
 		return
 	}
-	state, c := h.lookupToken(token)
-	if state == tokenUnknown {
-		noConnection(w)
-		return
-	}
-	pw, ok := c.wireOrNil().(*pollWire)
+	pw, ok := req.c.wireOrNil().(*pollWire)
 	if !ok {
 		http.Error(w, "Cannot terminate this connection using the DELETE endpoint.", http.StatusBadRequest)
 		return
 	}
-	if !h.checkOwner(w, r, c, claims, userID) {
+	if !h.checkOwner(w, r, req) {
 		return
 	}
 	pw.in.end(errClientClose)

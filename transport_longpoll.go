@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/signalhub/signalhub/protocol"
 )
 
 // Long Polling: the client keeps one GET (a poll) waiting, and the server
@@ -171,10 +169,10 @@ func (p *pollWire) inactive() {
 
 // openPoll serves a connection's first poll: it creates the connection and
 // answers 200 with an empty body at once, as ASP.NET Core does.
-func (h *Hub) openPoll(w http.ResponseWriter, token string, claims Claims, userID string, exp time.Time) {
+func (h *Hub) openPoll(w http.ResponseWriter, req tokenRequest) {
 	in := &httpInput{}
 	var p *pollWire
-	c := h.openHTTPConn(w, token, claims, userID, exp, in, func(c *conn) wire {
+	c := h.openHTTPConn(w, req, in, func(c *conn) wire {
 		p = &pollWire{in: in, c: c}
 		return p
 	})
@@ -241,6 +239,9 @@ func (p *pollWire) serve(w http.ResponseWriter, r *http.Request) {
 			if err == nil {
 				c.metricsSent(batch[handshake:])
 			}
+			if !final {
+				c.giveBack(batch) // as the writer does: the next queue reuses it
+			}
 			p.written(final, err)
 			return
 		case pollEnd:
@@ -303,9 +304,13 @@ func (p *pollWire) collectLocked(req *pollRequest) (batch [][]byte, final bool, 
 			c.finishLocked()
 		} else {
 			queued, closing, r := c.takeLocked()
-			batch = append(batch, queued...)
+			if len(batch) == 0 {
+				batch = queued // no copy: given back after the write (see serve)
+			} else {
+				batch = append(batch, queued...)
+			}
 			if closing {
-				batch = append(batch, protocol.AppendClose(nil, r.errMsg, r.allowReconnect))
+				batch = append(batch, c.proto.appendClose(nil, r.errMsg, r.allowReconnect))
 				final, p.final = true, r
 			}
 		}

@@ -124,7 +124,7 @@ func (s *sseWire) end() {
 // openSSE serves the GET that opens a Server-Sent Events connection: it
 // creates the connection, opens the event stream and holds it until the
 // connection ends or the client goes away.
-func (h *Hub) openSSE(w http.ResponseWriter, r *http.Request, token string, claims Claims, userID string, exp time.Time) {
+func (h *Hub) openSSE(w http.ResponseWriter, r *http.Request, req tokenRequest) {
 	rc := http.NewResponseController(w)
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
 		// Without write deadlines a client that stops reading would hold
@@ -142,7 +142,7 @@ func (h *Hub) openSSE(w http.ResponseWriter, r *http.Request, token string, clai
 	// Held until the stream is open, so that a handshake answer from a POST
 	// that comes early waits for it.
 	s.mu.Lock()
-	c := h.openHTTPConn(w, token, claims, userID, exp, in, func(*conn) wire { return s })
+	c := h.openHTTPConn(w, req, in, func(*conn) wire { return s })
 	if c == nil {
 		s.mu.Unlock()
 		return

@@ -481,6 +481,34 @@ func TestLongPollingSlowConsumer(t *testing.T) {
 // TestOverlappingPostIsRefused sends a POST while another of the same
 // connection is still being read: 409, and the first one's records are
 // all accepted.
+// TestLongPollingMessagePackClose shows that a MessagePack connection's
+// Close message, which a poll carries, is MessagePack too.
+func TestLongPollingMessagePackClose(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, lpOptions(), userClaims)
+	c := f.newHTTPClient(t, httpDialOptions{Query: url.Values{"user": {"bob"}}})
+	ctx := waitCtx(t)
+	assert.Equal(t, http.StatusOK, receive(t, pollAsync(ctx, c)).status)
+	status, body, err := c.Post(ctx, msgpackHandshake)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, "{}"+rs, receive(t, pollAsync(ctx, c)).body)
+	f.WaitConnected(t, c.ID)
+
+	require.NoError(t, f.Hub.DisconnectUser(ctx, "bob", "bye"))
+	closing := receive(t, pollAsync(ctx, c))
+	assert.Equal(t, http.StatusOK, closing.status)
+	rec, rest, ok, err := protocol.NextMsgPackRecord([]byte(closing.body))
+	require.NoError(t, err, "%q", closing.body)
+	require.True(t, ok, "a whole MessagePack record: %q", closing.body)
+	assert.Empty(t, rest, "only the Close message")
+	m, err := protocol.DecodeMsgPackMessage(rec)
+	require.NoError(t, err, "%q", closing.body)
+	assert.Equal(t, protocol.TypeClose, m.Type)
+	assert.Equal(t, "bye", m.Error)
+	assert.ErrorIs(t, f.WaitDisconnected(t, c.ID), signalhub.ErrUserDisconnected)
+}
+
 func TestOverlappingPostIsRefused(t *testing.T) {
 	t.Parallel()
 	entered := make(chan struct{})
