@@ -334,7 +334,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	} else {
 		e := h.tokens[token]
 		switch {
-		case e == nil || (!e.attached && time.Now().After(e.expires)):
+		case e == nil || e.expiredAt(time.Now()):
 			h.mu.Unlock()
 			http.Error(w, "No Connection with that ID", http.StatusNotFound)
 			return

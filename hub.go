@@ -71,6 +71,12 @@ type tokenEntry struct {
 	conn     *conn
 }
 
+// expiredAt reports whether the token, negotiated and not yet used, has
+// outlived Options.NegotiateTimeout at now.
+func (e *tokenEntry) expiredAt(now time.Time) bool {
+	return !e.attached && now.After(e.expires)
+}
+
 // New returns a Hub configured by opts; nil means defaults. It reports an
 // invalid option or hub method signature as an error.
 func New(opts *Options) (*Hub, error) {

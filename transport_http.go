@@ -330,7 +330,7 @@ func (h *Hub) openHTTPConn(w http.ResponseWriter, req tokenRequest, in *httpInpu
 	switch e := h.tokens[token]; {
 	case h.closed:
 		refuse = refuseClosed
-	case e == nil || e.id != id || (!e.attached && time.Now().After(e.expires)):
+	case e == nil || e.id != id || e.expiredAt(time.Now()):
 		refuse = noConnection
 	case e.attached:
 		// Another request started the connection first.

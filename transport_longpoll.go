@@ -376,9 +376,7 @@ func (p *pollWire) written(final bool, err error) {
 		c.abort(writeFailure{err})
 	}
 	if final {
-		if p.final.cause == ErrSlowConsumer {
-			c.hub.log.LogAttrs(context.Background(), slog.LevelWarn, "closing slow connection", slog.String("conn_id", c.id))
-		}
+		c.logClose(p.final)
 		p.in.end(errTransportClosed)
 	}
 }

@@ -99,10 +99,7 @@ func (c *conn) writeLoop() {
 			c.lastSend = c.hub.now()
 		}
 		if closing {
-			if r.cause == ErrSlowConsumer {
-				c.hub.log.LogAttrs(context.Background(), slog.LevelWarn, "closing slow connection",
-					slog.String("conn_id", c.id))
-			}
+			c.logClose(r)
 			_ = c.wire.close(r.status, r.reason)
 			c.exitWriter(true)
 			return
@@ -148,4 +145,13 @@ func (c *conn) nextDeadline(lastSend int64) time.Duration {
 	d := min(time.Duration(lastSend-now)+opts.KeepAliveInterval,
 		time.Duration(c.lastRecv.Load()-now)+opts.ClientTimeout)
 	return max(d, time.Millisecond)
+}
+
+// logClose logs a server-side close worth an operator's attention: a slow
+// consumer's.
+func (c *conn) logClose(r closeRequest) {
+	if r.cause == ErrSlowConsumer {
+		c.hub.log.LogAttrs(context.Background(), slog.LevelWarn, "closing slow connection",
+			slog.String("conn_id", c.id))
+	}
 }
