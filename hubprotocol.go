@@ -100,18 +100,10 @@ var msgpackHub = &hubProtocol{
 	next: func(buf []byte, maxSize int) ([]byte, []byte, bool, error) {
 		// The length comes first: an oversize record is refused before
 		// it is buffered.
-		n, prefix, ok, err := protocol.ReadMsgPackLength(buf)
-		switch {
-		case err != nil:
-			return nil, buf, false, err
-		case !ok:
-			return nil, buf, false, nil
-		case n > maxSize:
+		if n, _, ok, _ := protocol.ReadMsgPackLength(buf); ok && n > maxSize {
 			return nil, buf, false, errRecordTooLarge
-		case len(buf)-prefix < n:
-			return nil, buf, false, nil
 		}
-		return buf[prefix : prefix+n], buf[prefix+n:], true, nil
+		return protocol.NextMsgPackRecord(buf)
 	},
 	decode: protocol.DecodeMsgPackMessage,
 	bind: func(raw []byte, v any) error {

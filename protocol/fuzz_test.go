@@ -90,33 +90,7 @@ func FuzzEncodeMessage(f *testing.F) {
 		str := AppendString(nil, text)
 		requireJSONString(t, str, text)
 
-		m := Message{Type: MessageType(typ % 11)}
-		if hk != "" || hv != "" {
-			m.Headers = map[string]string{hk: hv}
-		}
-		switch m.Type {
-		case TypeInvocation, TypeStreamInvocation:
-			m.InvocationID, m.Target = id, target
-			m.Arguments = []json.RawMessage{str, json.RawMessage("1")}
-			if flag {
-				m.StreamIDs = []string{id, text}
-			}
-		case TypeStreamItem:
-			m.InvocationID, m.Item = id, str
-		case TypeCompletion:
-			m.InvocationID = id
-			if flag {
-				m.Error = text
-			} else {
-				m.Result = str
-			}
-		case TypeCancelInvocation:
-			m.InvocationID = id
-		case TypeClose:
-			m.Error, m.AllowReconnect = text, flag
-		case TypeAck, TypeSequence:
-			m.SequenceID = seq
-		}
+		m := fuzzMessage(typ, id, target, text, hk, hv, seq, flag, str, json.RawMessage("1"))
 		want := expectedDecode(m)
 
 		rec := AppendMessage(nil, &m)
@@ -454,4 +428,38 @@ func FuzzUnmarshalJSON(f *testing.F) {
 		check(func() any { s := "prev"; return &s })
 		check(func() any { r := json.RawMessage("prev"); return &r })
 	})
+}
+
+// fuzzMessage builds the message of type typ%11 that the encoding fuzz
+// tests round-trip from their inputs: str is text encoded as a value and
+// one the integer 1, both in the encoding of the protocol under test.
+func fuzzMessage(typ uint8, id, target, text, hk, hv string, seq int64, flag bool, str, one json.RawMessage) Message {
+	m := Message{Type: MessageType(typ % 11)}
+	if hk != "" || hv != "" {
+		m.Headers = map[string]string{hk: hv}
+	}
+	switch m.Type {
+	case TypeInvocation, TypeStreamInvocation:
+		m.InvocationID, m.Target = id, target
+		m.Arguments = []json.RawMessage{str, one}
+		if flag {
+			m.StreamIDs = []string{id, text}
+		}
+	case TypeStreamItem:
+		m.InvocationID, m.Item = id, str
+	case TypeCompletion:
+		m.InvocationID = id
+		if flag {
+			m.Error = text
+		} else {
+			m.Result = str
+		}
+	case TypeCancelInvocation:
+		m.InvocationID = id
+	case TypeClose:
+		m.Error, m.AllowReconnect = text, flag
+	case TypeAck, TypeSequence:
+		m.SequenceID = seq
+	}
+	return m
 }

@@ -77,18 +77,28 @@ func appendLengthPrefix(dst []byte, n int) []byte {
 // buffer per record, whatever the body's length.
 func beginRecord(dst []byte) (out []byte, start int) {
 	start = len(dst)
-	return append(dst, 0, 0, 0, 0, 0), start
+	return append(dst, make([]byte, maxReserved)...), start
 }
 
 func endRecord(dst []byte, start int) []byte {
-	body := len(dst) - start - maxLengthPrefix
-	var pre [maxLengthPrefix]byte
-	k := len(appendLengthPrefix(pre[:0], body))
-	if k < maxLengthPrefix {
-		copy(dst[start+k:], dst[start+maxLengthPrefix:])
-		dst = dst[:len(dst)-(maxLengthPrefix-k)]
+	var pre [maxReserved]byte
+	return fillReserved(dst, start, appendLengthPrefix(pre[:0], len(dst)-start-maxReserved))
+}
+
+// maxReserved is the room reserved for what can be written only after
+// what follows it: a length prefix, or an array or map header (at most
+// five bytes as well).
+const maxReserved = maxLengthPrefix
+
+// fillReserved writes hdr into the maxReserved bytes reserved at
+// dst[start:] and closes the rest of the gap.
+func fillReserved(dst []byte, start int, hdr []byte) []byte {
+	k := len(hdr)
+	if k < maxReserved {
+		copy(dst[start+k:], dst[start+maxReserved:])
+		dst = dst[:len(dst)-(maxReserved-k)]
 	}
-	copy(dst[start:], pre[:k])
+	copy(dst[start:], hdr)
 	return dst
 }
 

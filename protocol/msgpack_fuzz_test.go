@@ -167,33 +167,7 @@ func FuzzEncodeMsgPackMessage(f *testing.F) {
 	f.Add(uint8(3), "7", "", "", "", "", int64(0), true)
 	f.Fuzz(func(t *testing.T, typ uint8, id, target, text, hk, hv string, seq int64, flag bool) {
 		str := appendStr(nil, text)
-		m := Message{Type: MessageType(typ % 11)}
-		if hk != "" || hv != "" {
-			m.Headers = map[string]string{hk: hv}
-		}
-		switch m.Type {
-		case TypeInvocation, TypeStreamInvocation:
-			m.InvocationID, m.Target = id, target
-			m.Arguments = []json.RawMessage{str, {0x01}}
-			if flag {
-				m.StreamIDs = []string{id, text}
-			}
-		case TypeStreamItem:
-			m.InvocationID, m.Item = id, str
-		case TypeCompletion:
-			m.InvocationID = id
-			if flag {
-				m.Error = text
-			} else {
-				m.Result = str
-			}
-		case TypeCancelInvocation:
-			m.InvocationID = id
-		case TypeClose:
-			m.Error, m.AllowReconnect = text, flag
-		case TypeAck, TypeSequence:
-			m.SequenceID = seq
-		}
+		m := fuzzMessage(typ, id, target, text, hk, hv, seq, flag, str, json.RawMessage{0x01})
 		want := m
 		if !m.Type.Known() {
 			want = Message{Type: m.Type}

@@ -382,7 +382,7 @@ func (r *mpReader) raw(depth int) ([]byte, error) {
 func describeCode(c byte) string {
 	var kind string
 	switch {
-	case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
+	case isInteger(c):
 		kind = "an integer"
 	case c <= 0x8f || c == 0xde || c == 0xdf:
 		kind = "a map"

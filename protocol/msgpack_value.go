@@ -168,10 +168,10 @@ func setInteger(raw []byte, e reflect.Value) error {
 		return fmt.Errorf("protocol: decode MessagePack value: %s overflows %s", text, e.Type())
 	}
 	if e.CanInt() {
-		if raw[0] == 0xcf && u > math.MaxInt64 {
-			return fmt.Errorf("protocol: decode MessagePack value: integer %d out of range", u)
-		}
 		if raw[0] == 0xcf {
+			if u > math.MaxInt64 {
+				return fmt.Errorf("protocol: decode MessagePack value: integer %d out of range", u)
+			}
 			n = int64(u)
 		}
 		if e.OverflowInt(n) {
@@ -212,7 +212,7 @@ func AppendJSONFromMsgPack(dst, raw []byte) ([]byte, error) {
 func (r *mpReader) appendJSON(dst []byte, asKey bool) ([]byte, error) {
 	c := r.b[r.off]
 	switch {
-	case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
+	case isInteger(c):
 		if asKey {
 			dst = append(dst, '"')
 		}
@@ -397,7 +397,7 @@ func appendFromJSON(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
 		// The count comes first in MessagePack: reserve the longest header,
 		// write the elements, then put the right header in place.
 		start := len(dst)
-		dst = append(dst, 0, 0, 0, 0, 0)
+		dst = append(dst, make([]byte, maxReserved)...)
 		n := 0
 		for d.More() {
 			if t == '{' {
@@ -413,15 +413,11 @@ func appendFromJSON(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
 		if _, err := d.Token(); err != nil { // the closing delimiter
 			return dst, err
 		}
-		var hdr []byte
+		var hdr [maxReserved]byte
 		if t == '{' {
-			hdr = appendMapHeader(make([]byte, 0, 5), n)
-		} else {
-			hdr = appendArrayHeader(make([]byte, 0, 5), n)
+			return fillReserved(dst, start, appendMapHeader(hdr[:0], n)), nil
 		}
-		copy(dst[start+len(hdr):], dst[start+5:])
-		copy(dst[start:], hdr)
-		return dst[:len(dst)-(5-len(hdr))], nil
+		return fillReserved(dst, start, appendArrayHeader(hdr[:0], n)), nil
 	}
 	return dst, fmt.Errorf("unexpected JSON token %v", tok)
 }

@@ -123,19 +123,12 @@ func (f *fields) scan(record []byte) bool {
 		if i < 0 {
 			return false
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return false
-		}
-		if b[i] == '}' {
+		var more bool
+		if i, more = nextElement(b, i, '}'); !more {
 			break
 		}
-		if b[i] != ',' {
-			return false
-		}
-		i = skipSpace(b, i+1)
 	}
-	if skipSpace(b, i+1) != len(b) {
+	if i < 0 || skipSpace(b, i) != len(b) {
 		return false
 	}
 	f.has = seen &^ (hasArguments | hasStreamIDs | hasHeaders | hasItem | hasResult | hasAllowReconnect)
@@ -350,18 +343,26 @@ func scanArguments(b []byte, i int, args []json.RawMessage) ([]json.RawMessage, 
 			return args, -1
 		}
 		args = append(args, b[i:end:end])
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return args, -1
+		var more bool
+		if i, more = nextElement(b, end, ']'); !more {
+			return args, i
 		}
-		if b[i] == ']' {
-			return args, i + 1
-		}
-		if b[i] != ',' {
-			return args, -1
-		}
-		i = skipSpace(b, i+1)
 	}
+}
+
+// nextElement follows an element of an array or object that close ends:
+// it skips the comma and the space before the next element (more), or
+// the closing byte, returning the index after it (not more). An index
+// of -1 is a syntax error.
+func nextElement(b []byte, i int, close byte) (next int, more bool) {
+	i = skipSpace(b, i)
+	switch {
+	case i >= len(b) || b[i] != close && b[i] != ',':
+		return -1, false
+	case b[i] == close:
+		return i + 1, false
+	}
+	return skipSpace(b, i+1), true
 }
 
 // copyValues copies values into one new buffer and returns them as a new,
@@ -401,17 +402,10 @@ func scanStrings(b []byte, i int) ([]string, int) {
 			return nil, -1
 		}
 		out = append(out, s)
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return nil, -1
+		var more bool
+		if i, more = nextElement(b, i, ']'); !more {
+			return out, i
 		}
-		if b[i] == ']' {
-			return out, i + 1
-		}
-		if b[i] != ',' {
-			return nil, -1
-		}
-		i = skipSpace(b, i+1)
 	}
 }
 
@@ -445,17 +439,10 @@ func scanHeaders(b []byte, i int) (map[string]string, int) {
 			return nil, -1
 		}
 		out[k] = v
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return nil, -1
+		var more bool
+		if i, more = nextElement(b, i, '}'); !more {
+			return out, i
 		}
-		if b[i] == '}' {
-			return out, i + 1
-		}
-		if b[i] != ',' {
-			return nil, -1
-		}
-		i = skipSpace(b, i+1)
 	}
 }
 
