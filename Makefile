@@ -62,11 +62,18 @@ tools:
 
 vet:
 	$(GO) vet $(GOPKGS)
+	cd bench && $(GO) vet $(BENCHPKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The bench module's own packages (not its server programs, which would
+# build the peers) are tested here too: the generator's histogram, payload
+# and sharding.
+BENCHPKGS := ./cmd/loadgen/ ./internal/...
+
 test-go:
 	$(GO) test -race -shuffle=on -count=1 -timeout 10m $(GOPKGS)
+	cd bench && $(GO) test -race -shuffle=on -count=1 -timeout 5m $(BENCHPKGS)
 
 e2e-deps: e2e/node_modules/@microsoft/signalr/package.json
 e2e/node_modules/@microsoft/signalr/package.json: e2e/package-lock.json

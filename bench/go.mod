@@ -9,6 +9,7 @@ require (
 	github.com/coder/websocket v1.8.15
 	github.com/olahol/melody v1.1.4
 	github.com/signalhub/signalhub v0.0.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -96,8 +96,13 @@ func run() error {
 	flag.StringVar(&cfg.profileDir, "cpuprofile-dir", "", "have every server write a CPU profile into this directory")
 	flag.StringVar(&cfg.out, "out", "", "also write the report to this file")
 	flag.BoolVar(&cfg.warmup, "warmup", true, "start with a short run per system that is not counted")
-	large := flag.Bool("large", false, "the larger run: group sizes 1000,5000,20000, 100000 idle connections, 8 source addresses (capped by the open-file limit)")
+	large := flag.Bool("large", false, "the larger run: group sizes 1000,5000,20000, 100000 idle connections (over several processes where the open-file limit requires), 16 source addresses")
 	verbose := flag.Bool("v", false, "log every step")
+	// The -hold mode is how a run starts the generator processes of an
+	// idle population split over several processes (shard.go).
+	holdSystem := flag.String("hold", "", "internal: hold connections of this system for a sharded idle run")
+	holdAddr := flag.String("hold-addr", "", "internal: the server address for -hold")
+	holdN := flag.Int("hold-n", 0, "internal: how many connections -hold opens")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -106,7 +111,7 @@ func run() error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if *large {
-		*sizesFlag, *idleFlag, cfg.sources = "1000,5000,20000", "100000", max(cfg.sources, 8)
+		*sizesFlag, *idleFlag, cfg.sources = "1000,5000,20000", "100000", max(cfg.sources, 16)
 	}
 	var err error
 	if cfg.sizes, err = parseInts(*sizesFlag); err != nil {
@@ -149,6 +154,12 @@ func run() error {
 	var lim syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	maxConns := int(lim.Cur) - 500
+	if *holdSystem != "" {
+		if *holdN > maxConns {
+			return fmt.Errorf("-hold-n: %d is above this process's open-file limit", *holdN)
+		}
+		return hold(cfg, *holdSystem, *holdAddr, *holdN, log)
+	}
 	capped := func(n int) int {
 		if n > maxConns {
 			cfg.notes = append(cfg.notes, fmt.Sprintf("%s connections asked for, %s run: the open-file limit is %s per process (RLIMIT_NOFILE, hard), and each connection takes a descriptor in the server and one in the generator",
@@ -159,16 +170,22 @@ func run() error {
 	}
 	var pops []population
 	for _, n := range cfg.sizes {
-		pops = append(pops, population{"fanout", capped(n)})
+		pops = append(pops, population{"fanout", capped(n), 1})
 	}
 	for _, n := range cfg.idle {
-		n = capped(n)
+		// An idle population needs no single process to see all of it:
+		// one above the limit is split over several (shard.go).
+		k := shardCount(n, maxConns)
+		if k > 1 {
+			cfg.notes = append(cfg.notes, fmt.Sprintf("idle %s is held by %d server processes of up to %s connections each, each with a generator process of its own, and its figures are summed over them: the open-file limit is %s per process (RLIMIT_NOFILE, hard), and each connection takes a descriptor in the server and one in the generator",
+				num(n), k, num(shardShare(n, k, 0)), num(int(lim.Cur))))
+		}
 		if !slices.ContainsFunc(pops, func(p population) bool { return p.n == n }) {
-			pops = append(pops, population{"idle", n})
+			pops = append(pops, population{"idle", n, k})
 		}
 	}
 	if cfg.pairs > 0 {
-		pops = append(pops, population{"pairs", capped(2*cfg.pairs) / 2 * 2})
+		pops = append(pops, population{"pairs", capped(2*cfg.pairs) / 2 * 2, 1})
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -182,7 +199,7 @@ func run() error {
 		d := cfg.duration
 		cfg.duration = time.Second
 		for _, sys := range cfg.systems {
-			if _, err := g.runPopulation(ctx, sys, population{"fanout", min(smallest.n, 1000)}, 0); err != nil {
+			if _, err := g.runPopulation(ctx, sys, population{"fanout", min(smallest.n, 1000), 1}, 0); err != nil {
 				log.Warn("warm-up failed", "system", sys.name, "err", err)
 			}
 		}

@@ -20,14 +20,20 @@ import (
 // A population is the set of connections one server process holds for a
 // run, and the cases measured on it.
 type population struct {
-	kind string // "fanout": N members of one group; "idle": the same, memory only; "pairs": N/2 pairs
-	n    int    // connections
+	kind   string // "fanout": N members of one group; "idle": the same, memory only; "pairs": N/2 pairs
+	n      int    // connections
+	shards int    // server processes holding them (idle only; see shard.go); 1 otherwise
 }
 
 func (p population) String() string {
 	switch p.kind {
 	case "pairs":
 		return fmt.Sprintf("%s pairs", num(p.n/2))
+	case "idle":
+		if p.shards > 1 {
+			return fmt.Sprintf("idle %s over %d processes", num(p.n), p.shards)
+		}
+		return fmt.Sprintf("idle %s", num(p.n))
 	default:
 		return fmt.Sprintf("%s %s", p.kind, num(p.n))
 	}
@@ -69,6 +75,9 @@ type sample struct {
 
 // runPopulation starts sys's server, connects pop and measures its cases.
 func (g *gen) runPopulation(ctx context.Context, sys *system, pop population, round int) (out []sample, err error) {
+	if pop.shards > 1 {
+		return g.runSharded(ctx, sys, pop, round)
+	}
 	log := g.log.With("system", sys.name, "population", pop.String(), "round", round)
 	add := func(caseName, metric string, v float64) {
 		out = append(out, sample{caseName, metric, sys.name, round, v})
@@ -103,7 +112,9 @@ func (g *gen) runPopulation(ctx context.Context, sys *system, pop population, ro
 		return nil, err
 	}
 	start := time.Now()
-	clients, err = g.connect(ctx, readCtx, sys, p.addr, pop, &readers)
+	ka := startKeepAlive(readCtx, sys)
+	defer ka.end()
+	clients, err = g.connect(ctx, readCtx, sys, p.addr, pop, &readers, ka)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
@@ -112,11 +123,6 @@ func (g *gen) runPopulation(ctx context.Context, sys *system, pop population, ro
 	}
 	connectTime := time.Since(start)
 	log.Info("connected", "conns", pop.n, "took", connectTime.Round(time.Millisecond))
-
-	if sys.keepAlive != nil {
-		stop := g.keepAlive(readCtx, sys, clients)
-		defer stop()
-	}
 
 	if pop.kind != "pairs" {
 		s1, err := p.stats(ctx)
@@ -169,8 +175,8 @@ func (g *gen) runPopulation(ctx context.Context, sys *system, pop population, ro
 }
 
 // connect opens pop's connections, dialWorkers at a time, each with its
-// reader running.
-func (g *gen) connect(ctx, readCtx context.Context, sys *system, addr string, pop population, readers *sync.WaitGroup) ([]*client, error) {
+// reader running and, from the moment it is open, kept alive by ka.
+func (g *gen) connect(ctx, readCtx context.Context, sys *system, addr string, pop population, readers *sync.WaitGroup, ka *keepAliver) ([]*client, error) {
 	clients := make([]*client, pop.n)
 	var next atomic.Int64
 	var firstErr error
@@ -212,6 +218,7 @@ func (g *gen) connect(ctx, readCtx context.Context, sys *system, addr string, po
 				ws.SetReadLimit(1 << 20)
 				c := &client{ws: ws, sys: sys, idx: i, pair: pair, last: -1}
 				clients[i] = c
+				ka.add(c)
 				readers.Add(1)
 				go c.readLoop(readCtx, &g.rc, rest, readers)
 			}
@@ -224,13 +231,27 @@ func (g *gen) connect(ctx, readCtx context.Context, sys *system, addr string, po
 	return clients, nil
 }
 
-// keepAlive writes sys.keepAlive to every client every keepAliveEvery
-// until the returned stop is called.
-func (g *gen) keepAlive(ctx context.Context, sys *system, clients []*client) (stop func()) {
+// keepAliver writes sys.keepAlive to every connection added to it, every
+// keepAliveEvery, from the moment it is added: a population that takes
+// longer to open than the server's client timeout must not lose its first
+// connections while the last ones open.
+type keepAliver struct {
+	mu      sync.Mutex
+	clients []*client
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// startKeepAlive starts keeping sys's connections alive; nil when the
+// system needs no keep-alive from its clients. stop ends it.
+func startKeepAlive(ctx context.Context, sys *system) *keepAliver {
+	if sys.keepAlive == nil {
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	k := &keepAliver{stop: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(k.done)
 		t := time.NewTicker(keepAliveEvery)
 		defer t.Stop()
 		for {
@@ -239,6 +260,9 @@ func (g *gen) keepAlive(ctx context.Context, sys *system, clients []*client) (st
 				return
 			case <-t.C:
 			}
+			k.mu.Lock()
+			clients := k.clients[:len(k.clients):len(k.clients)]
+			k.mu.Unlock()
 			for _, c := range clients {
 				if ctx.Err() != nil {
 					return
@@ -247,7 +271,26 @@ func (g *gen) keepAlive(ctx context.Context, sys *system, clients []*client) (st
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return k
+}
+
+// add has c kept alive; a nil keepAliver does nothing.
+func (k *keepAliver) add(c *client) {
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	k.clients = append(k.clients, c)
+	k.mu.Unlock()
+}
+
+// end stops the keep-alive and waits for its goroutine.
+func (k *keepAliver) end() {
+	if k == nil {
+		return
+	}
+	k.stop()
+	<-k.done
 }
 
 // keepAliveEvery is how often a client that must ping does: SignalR
