@@ -103,6 +103,7 @@ func run() error {
 	holdSystem := flag.String("hold", "", "internal: hold connections of this system for a sharded idle run")
 	holdAddr := flag.String("hold-addr", "", "internal: the server address for -hold")
 	holdN := flag.Int("hold-n", 0, "internal: how many connections -hold opens")
+	holdFor := flag.Duration("hold-for", 10*time.Minute, "internal: how long -hold holds them at most")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -158,7 +159,7 @@ func run() error {
 		if *holdN > maxConns {
 			return fmt.Errorf("-hold-n: %d is above this process's open-file limit", *holdN)
 		}
-		return hold(cfg, *holdSystem, *holdAddr, *holdN, log)
+		return hold(cfg, *holdSystem, *holdAddr, *holdN, *holdFor, log)
 	}
 	capped := func(n int) int {
 		if n > maxConns {

@@ -81,7 +81,7 @@ func (g *gen) runSharded(ctx context.Context, sys *system, pop population, round
 
 	start := time.Now()
 	for i, p := range procs {
-		h, err := startHolder(ctx, g.cfg, sys, p.addr, shardShare(pop.n, pop.shards, i), log)
+		h, err := startHolder(g.cfg, sys, p.addr, shardShare(pop.n, pop.shards, i), g.cfg.runTimeout(pop), log)
 		if err != nil {
 			return nil, err
 		}
@@ -133,13 +133,13 @@ type holder struct {
 }
 
 // startHolder starts this program with -hold to open n connections of sys
-// to addr.
-func startHolder(ctx context.Context, cfg *config, sys *system, addr string, n int, log *slog.Logger) (*holder, error) {
+// to addr and hold them for at most holdFor.
+func startHolder(cfg *config, sys *system, addr string, n int, holdFor time.Duration, log *slog.Logger) (*holder, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-hold", sys.name, "-hold-addr", addr, "-hold-n", strconv.Itoa(n),
+	cmd := exec.Command(exe, "-hold", sys.name, "-hold-addr", addr, "-hold-n", strconv.Itoa(n), "-hold-for", holdFor.String(),
 		"-sources", strconv.Itoa(cfg.sources), "-dial-workers", strconv.Itoa(cfg.dialWorkers))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -196,8 +196,9 @@ func (h *holder) stop() {
 }
 
 // hold is the -hold mode: open n connections of the system to addr, keep
-// them alive, print "HELD n" and hold them until standard input ends.
-func hold(cfg *config, sysName, addr string, n int, log *slog.Logger) error {
+// them alive, print "HELD n" and hold them until standard input ends, or
+// for holdFor at most (from the start).
+func hold(cfg *config, sysName, addr string, n int, holdFor time.Duration, log *slog.Logger) error {
 	var sys *system
 	for _, s := range systems {
 		if s.name == strings.TrimSpace(sysName) {
@@ -210,7 +211,7 @@ func hold(cfg *config, sysName, addr string, n int, log *slog.Logger) error {
 	if n < 1 {
 		return fmt.Errorf("-hold-n: %d is not a size", n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.runTimeout(population{"idle", n, 1}))
+	ctx, cancel := context.WithTimeout(context.Background(), holdFor)
 	defer cancel()
 	g := newGen(cfg, log)
 	var readers sync.WaitGroup
@@ -231,6 +232,15 @@ func hold(cfg *config, sysName, addr string, n int, log *slog.Logger) error {
 		return err
 	}
 	fmt.Printf("HELD %d\n", n)
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return nil
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-eof:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("held %d connections for %s without being told to stop", n, holdFor)
+	}
 }
