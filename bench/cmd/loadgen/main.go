@@ -179,7 +179,8 @@ func run() error {
 		k := shardCount(n, maxConns)
 		if k > 1 {
 			cfg.notes = append(cfg.notes, fmt.Sprintf("idle %s is held by %d server processes of up to %s connections each, each with a generator process of its own, and its figures are summed over them: the open-file limit is %s per process (RLIMIT_NOFILE, hard), and each connection takes a descriptor in the server and one in the generator",
-				num(n), k, num(shardShare(n, k, 0)), num(int(lim.Cur))))
+				num(n), k, num(shardShare(n, k, 0)), num(int(lim.Cur)))+
+				"; its connections opened per second count all of them dialing and accepting at once")
 		}
 		if !slices.ContainsFunc(pops, func(p population) bool { return p.n == n }) {
 			pops = append(pops, population{"idle", n, k})
@@ -187,6 +188,16 @@ func run() error {
 	}
 	if cfg.pairs > 0 {
 		pops = append(pops, population{"pairs", capped(2*cfg.pairs) / 2 * 2, 1})
+	}
+
+	// Each source address has the ephemeral port range to itself, and a
+	// population's ports may still be in TIME_WAIT when the next system's
+	// connect: ask for room for two populations.
+	ports := ephemeralPorts()
+	for _, p := range pops {
+		if need := (2*p.n + ports - 1) / ports; need > cfg.sources {
+			return fmt.Errorf("%s connections need at least -sources %d (%d ephemeral ports per source address, and room for the previous run's in TIME_WAIT)", num(p.n), need, ports)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -235,6 +246,22 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// ephemeralPorts returns the size of the kernel's ephemeral port range
+// (net.ipv4.ip_local_port_range), or Linux's default when it cannot be read.
+func ephemeralPorts() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			lo, err1 := strconv.Atoi(f[0])
+			hi, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && hi >= lo {
+				return hi - lo + 1
+			}
+		}
+	}
+	return 60999 - 32768 + 1
 }
 
 func parseInts(s string) ([]int, error) {

@@ -79,13 +79,19 @@ func startServer(ctx context.Context, bin string, args []string, log *slog.Logge
 // ten seconds.
 func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	awaitExit(p.cmd.Process, p.done)
+}
+
+// awaitExit waits for a process that was told to stop to exit (done is
+// closed), and kills it if it has not within ten seconds.
+func awaitExit(p *os.Process, done <-chan struct{}) {
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
 	select {
-	case <-p.done:
+	case <-done:
 	case <-t.C:
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		_ = p.Kill()
+		<-done
 	}
 }
 
@@ -178,9 +184,10 @@ func selfCPU() time.Duration {
 // lines per process (a system that closes slow connections may log one
 // line for each).
 type prefixWriter struct {
-	log   *slog.Logger
-	buf   []byte
-	lines int
+	log    *slog.Logger
+	prefix string // "server: " when empty
+	buf    []byte
+	lines  int
 }
 
 const maxServerLines = 10
@@ -196,11 +203,15 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 			break
 		}
 		w.lines++
+		prefix := w.prefix
+		if prefix == "" {
+			prefix = "server: "
+		}
 		switch {
 		case w.lines <= maxServerLines:
-			w.log.Warn("server: " + string(w.buf[:i]))
+			w.log.Warn(prefix + string(w.buf[:i]))
 		case w.lines == maxServerLines+1:
-			w.log.Warn("server: further lines not shown")
+			w.log.Warn(prefix + "further lines not shown")
 		}
 		w.buf = w.buf[min(i+1, len(w.buf)):]
 	}

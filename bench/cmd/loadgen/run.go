@@ -98,13 +98,7 @@ func (g *gen) runPopulation(ctx context.Context, sys *system, pop population, ro
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer func() {
 		p.stop()
-		stopReading()
-		for _, c := range clients {
-			if c != nil {
-				c.ws.CloseNow()
-			}
-		}
-		readers.Wait()
+		closeClients(clients, stopReading, &readers)
 	}()
 
 	s0, err := p.stats(ctx)
@@ -229,6 +223,18 @@ func (g *gen) connect(ctx, readCtx context.Context, sys *system, addr string, po
 		return clients, firstErr
 	}
 	return clients, nil
+}
+
+// closeClients stops the clients' readers, drops every connection and
+// waits for the readers to return.
+func closeClients(clients []*client, stopReading context.CancelFunc, readers *sync.WaitGroup) {
+	stopReading()
+	for _, c := range clients {
+		if c != nil {
+			c.ws.CloseNow()
+		}
+	}
+	readers.Wait()
 }
 
 // keepAliver writes sys.keepAlive to every connection added to it, every

@@ -65,8 +65,13 @@ func (g *gen) runSharded(ctx context.Context, sys *system, pop population, round
 		}
 		wg.Wait()
 	}()
-	for range pop.shards {
-		p, err := startServer(ctx, filepath.Join(g.cfg.bin, sys.bin), nil, log)
+	for i := range pop.shards {
+		var args []string
+		if g.cfg.profileDir != "" {
+			args = append(args, "-cpuprofile", filepath.Join(g.cfg.profileDir,
+				fmt.Sprintf("%s-%s-%d-r%d-p%d.prof", sys.name, pop.kind, pop.n, round, i)))
+		}
+		p, err := startServer(ctx, filepath.Join(g.cfg.bin, sys.bin), args, log)
 		if err != nil {
 			return nil, err
 		}
@@ -79,20 +84,28 @@ func (g *gen) runSharded(ctx context.Context, sys *system, pop population, round
 		}
 	}
 
+	// Each shard is bounded as a population of its own share would be;
+	// the first shard to fail stops the others.
+	shardTimeout := g.cfg.runTimeout(population{"idle", shardShare(pop.n, pop.shards, 0), 1})
 	start := time.Now()
 	for i, p := range procs {
-		h, err := startHolder(g.cfg, sys, p.addr, shardShare(pop.n, pop.shards, i), g.cfg.runTimeout(pop), log)
+		h, err := startHolder(g.cfg, sys, p.addr, shardShare(pop.n, pop.shards, i), shardTimeout, log)
 		if err != nil {
 			return nil, err
 		}
 		holders = append(holders, h)
 	}
+	connCtx, connFailed := context.WithCancel(ctx)
+	defer connFailed()
 	errs := make([]error, len(holders))
 	var wg sync.WaitGroup
 	for i, h := range holders {
 		wg.Go(func() {
-			if errs[i] = h.wait(ctx); errs[i] == nil {
-				errs[i] = procs[i].waitConns(ctx, h.n, g.cfg.runTimeout(pop)/2)
+			if errs[i] = h.wait(connCtx); errs[i] == nil {
+				errs[i] = procs[i].waitConns(connCtx, h.n, shardTimeout/2)
+			}
+			if errs[i] != nil {
+				connFailed()
 			}
 		})
 	}
@@ -112,6 +125,12 @@ func (g *gen) runSharded(ctx context.Context, sys *system, pop population, round
 		sum.RSS += s1.RSS - s0[i].RSS
 		sum.HeapInuse += s1.HeapInuse - s0[i].HeapInuse
 		sum.Goroutines += s1.Goroutines - s0[i].Goroutines
+		sum.Conns += s1.Conns
+	}
+	if sum.Conns != pop.n {
+		// A holder that died after reporting would make every figure
+		// per connection too low.
+		return nil, fmt.Errorf("the servers hold %d connections, not %d", sum.Conns, pop.n)
 	}
 	c, n := "idle "+num(pop.n), float64(pop.n)
 	out = append(out,
@@ -149,7 +168,7 @@ func startHolder(cfg *config, sys *system, addr string, n int, holdFor time.Dura
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = &prefixWriter{log: log.With("holder", addr)}
+	cmd.Stderr = &prefixWriter{log: log.With("holder", addr), prefix: "holder: "}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -172,6 +191,7 @@ func (h *holder) wait(ctx context.Context) error {
 	select {
 	case line, ok := <-h.lines:
 		if !ok || line != "HELD "+strconv.Itoa(h.n) {
+			_ = h.cmd.Process.Kill()
 			<-h.done
 			return fmt.Errorf("holder for %d connections: %q (%v)", h.n, line, h.cmd.ProcessState)
 		}
@@ -185,14 +205,7 @@ func (h *holder) wait(ctx context.Context) error {
 // connections and exit, and kills it if it has not within ten seconds.
 func (h *holder) stop() {
 	_ = h.stdin.Close()
-	t := time.NewTimer(10 * time.Second)
-	defer t.Stop()
-	select {
-	case <-h.done:
-	case <-t.C:
-		_ = h.cmd.Process.Kill()
-		<-h.done
-	}
+	awaitExit(h.cmd.Process, h.done)
 }
 
 // hold is the -hold mode: open n connections of the system to addr, keep
@@ -220,13 +233,7 @@ func hold(cfg *config, sysName, addr string, n int, holdFor time.Duration, log *
 	clients, err := g.connect(ctx, readCtx, sys, addr, population{"idle", n, 1}, &readers, ka)
 	defer func() {
 		ka.end()
-		stopReading()
-		for _, c := range clients {
-			if c != nil {
-				c.ws.CloseNow()
-			}
-		}
-		readers.Wait()
+		closeClients(clients, stopReading, &readers)
 	}()
 	if err != nil {
 		return err
