@@ -350,12 +350,14 @@ func (h *Hub) onBackplane(channel string, data []byte) {
 			h.replyTo(m, append([]byte{replyFailed}, "too many client invocations waiting on the connection's node"...))
 			return
 		}
-		h.mu.Lock()
+		// A read lock is enough: Shutdown sets closed under the write
+		// lock before it waits for wg.
+		h.mu.RLock()
 		closed := h.closed
 		if !closed {
 			h.wg.Add(1)
 		}
-		h.mu.Unlock()
+		h.mu.RUnlock()
 		if closed {
 			<-h.cl.remoteSlots
 			h.replyTo(m, []byte{replyDisconnected})

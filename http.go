@@ -322,7 +322,7 @@ func (h *Hub) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if e := h.tokens[token]; token != "" && e != nil && e.attached && e.conn != nil {
 		// A stateful-reconnect connection's client comes back (stateful.go).
 		h.mu.Unlock()
-		h.serveResume(w, r, e.conn, userID)
+		h.serveResume(w, r, tokenRequest{token: token, claims: claims, userID: userID, state: tokenWebSocket, c: e.conn})
 		return
 	}
 	if !h.admitLocked(w, userID) {

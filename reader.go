@@ -28,7 +28,6 @@ import (
 // costs half as much stack. A busy connection keeps its goroutine, which
 // saves starting one and growing its stack for every message.
 func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error, handedOff bool) {
-	opts := &c.hub.opts
 	var expired atomic.Bool
 	if !registered {
 		c.armHandshakeTimer(&expired)
@@ -38,18 +37,11 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 	// or after a quiet spell.
 	handOff := false
 
-	// buf holds what was read and not yet processed. It comes from a pool
-	// and goes back whenever it empties, so that an idle connection holds
-	// no read buffer.
-	var buf []byte
-	var pooled *[]byte
-	defer func() {
-		if pooled != nil {
-			readBufs.Put(pooled)
-		}
-	}()
+	// What was read and not yet processed.
+	var rb recordBuf
+	defer rb.release()
 	for {
-		if handOff && registered && len(buf) == 0 {
+		if handOff && registered && len(rb.b) == 0 {
 			go c.continueReading(ws)
 			return registered, nil, true
 		}
@@ -69,39 +61,70 @@ func (c *conn) readLoop(ws *websocket.Conn, registered bool) (_ bool, err error,
 		if registered && typ != c.proto.frameType() {
 			return registered, c.failRead(c.proto.wrongFrame), false
 		}
-		for {
-			if cap(buf) == 0 {
-				pooled = readBufs.Get().(*[]byte)
-				buf = (*pooled)[:0]
-			} else if len(buf) == cap(buf) {
-				buf = growReadBuffer(buf, opts.MaxMessageSize)
-			}
-			n, rerr := r.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			var perr error
-			handOff = handOff || (n > 0 && quiet)
-			buf, perr = c.processRecords(buf, typ, &registered)
-			if perr != nil {
-				return registered, perr, false
-			}
-			if len(buf) > opts.MaxMessageSize+c.proto.framing {
-				return registered, c.failTooLarge(), false
-			}
-			if rerr == io.EOF {
-				break
-			}
-			if rerr != nil {
-				return registered, rerr, false
-			}
+		read, perr, rerr := rb.readFrom(c, r, typ, &registered)
+		handOff = handOff || (read && quiet)
+		if perr != nil {
+			return registered, perr, false
 		}
-		if len(buf) == 0 {
-			if cap(buf) <= maxPooledReadBuffer {
-				*pooled = buf
-			}
-			readBufs.Put(pooled)
-			pooled, buf = nil, nil
+		if rerr != nil {
+			return registered, rerr, false
 		}
 	}
+}
+
+// recordBuf holds what a connection's reading side has read and not yet
+// processed: a partial record at most, between reads. Its buffer comes
+// from a pool and goes back whenever it empties, so that an idle
+// connection holds none.
+type recordBuf struct {
+	b      []byte
+	pooled *[]byte // b's pool entry; nil when there is none
+}
+
+// readFrom reads r to its end (io.EOF), handling every record as it
+// completes, with the record size bound of c's protocol. It reports
+// whether it read anything, the error of a record that broke the
+// protocol or the bound (perr: the connection is failing), and r's own
+// error (rerr).
+func (rb *recordBuf) readFrom(c *conn, r io.Reader, typ websocket.MessageType, registered *bool) (read bool, perr, rerr error) {
+	max := c.hub.opts.MaxMessageSize
+	for {
+		if cap(rb.b) == 0 {
+			rb.pooled = readBufs.Get().(*[]byte)
+			rb.b = (*rb.pooled)[:0]
+		} else if len(rb.b) == cap(rb.b) {
+			rb.b = growReadBuffer(rb.b, max)
+		}
+		n, err := r.Read(rb.b[len(rb.b):cap(rb.b)])
+		read = read || n > 0
+		if rb.b, perr = c.processRecords(rb.b[:len(rb.b)+n], typ, registered); perr != nil {
+			return read, perr, nil
+		}
+		if len(rb.b) > max+c.proto.framing {
+			return read, c.failTooLarge(), nil
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return read, nil, err
+		}
+	}
+	if len(rb.b) == 0 {
+		rb.release()
+	}
+	return read, nil, nil
+}
+
+// release gives the buffer back to the pool, whatever it holds.
+func (rb *recordBuf) release() {
+	if rb.pooled != nil {
+		if n := cap(rb.b); n > 0 && n <= maxPooledReadBuffer {
+			*rb.pooled = rb.b[:0]
+		}
+		readBufs.Put(rb.pooled)
+	}
+	rb.b, rb.pooled = nil, nil
 }
 
 // handoffGap is how long a connection must have been quiet for the

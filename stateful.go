@@ -50,7 +50,8 @@ type statefulState struct {
 	ackTick    atomic.Bool // an Ack is due: the writer sends it
 
 	// Guarded by the connection's qmu.
-	detached   bool          // the WebSocket dropped; waiting for a resume
+	detached   bool          // the WebSocket dropped (its writer or its reader saw it); waiting for a resume
+	parked     bool          // the reader has detached too (detach): the old socket is closed, expiry runs; only now may a new socket resume
 	ending     bool          // the detached connection is ending for good
 	resumed    bool          // the writer starts the new socket with the Sequence and the replay
 	writerGone chan struct{} // closed when the writer of the dropped socket has exited
@@ -255,6 +256,7 @@ func (c *conn) detach(readErr error) bool {
 	if !st.detached {
 		st.detached, st.lost = true, readErr
 	}
+	st.parked = true
 	if st.detachWait != nil {
 		close(st.detachWait)
 		st.detachWait = nil
@@ -293,7 +295,7 @@ func (c *conn) endDetached() {
 func (c *conn) resume(ws *websocket.Conn, bw *batchWriter) bool {
 	st := c.st
 	c.qmu.Lock()
-	for c.writing && st.detached && !st.ending {
+	for c.writing && st.parked && !st.ending {
 		// The dropped socket's writer has not noticed yet: its write fails
 		// at once on the closed socket.
 		if st.writerGone == nil {
@@ -304,13 +306,13 @@ func (c *conn) resume(ws *websocket.Conn, bw *batchWriter) bool {
 		<-gone
 		c.qmu.Lock()
 	}
-	if !st.detached || st.ending || c.closing {
+	if !st.parked || st.ending || c.closing {
 		c.qmu.Unlock()
 		_ = ws.Close(websocket.StatusNormalClosure, "connection closed")
 		return false
 	}
 	st.expiry.Stop() // endDetached, if it fired, finds the connection attached and leaves it
-	st.detached = false
+	st.detached, st.parked = false, false
 	st.resumed = true
 	c.wire = wsWire{ws: ws, bw: bw}
 	now := c.hub.now()
@@ -327,13 +329,15 @@ func (c *conn) resume(ws *websocket.Conn, bw *batchWriter) bool {
 // takeOver detaches the connection from a socket that the server still
 // thinks open when its client comes back on a new one: the client knows
 // better (its network changed, or the drop has not reached the server
-// yet). It waits, within ctx, until the connection is detached, and
-// reports whether it is.
+// yet). It waits, within ctx, until the read goroutine has detached the
+// connection (a failed write alone is not enough: that reader would
+// still close the socket it read, by then the new one), and reports
+// whether it has.
 func (c *conn) takeOver(ctx context.Context) bool {
 	st := c.st
 	c.qmu.Lock()
-	if st.detached || st.ending || c.closing {
-		ok := st.detached && !st.ending && !c.closing
+	if st.parked || st.ending || c.closing {
+		ok := st.parked && !st.ending && !c.closing
 		c.qmu.Unlock()
 		return ok
 	}
@@ -350,7 +354,7 @@ func (c *conn) takeOver(ctx context.Context) bool {
 	}
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
-	return st.detached && !st.ending && !c.closing
+	return st.parked && !st.ending && !c.closing
 }
 
 // setResumable lets a new WebSocket with c's token resume c.
@@ -362,15 +366,16 @@ func (h *Hub) setResumable(c *conn) {
 	h.mu.Unlock()
 }
 
-// serveResume answers a WebSocket request that would resume rc (nil: the
-// token's connection is not waiting for a resume): 409 as for a second
-// socket of an attached connection, 403 for another user's request, or
-// the resumed connection.
-func (h *Hub) serveResume(w http.ResponseWriter, r *http.Request, rc *conn, userID string) {
-	if userID != rc.userID {
-		http.Error(w, "The connection belongs to another user.", http.StatusForbidden)
+// serveResume answers a WebSocket request that would resume req's
+// connection: 401 or 403 for a request that is not its user's (as for
+// every request of an HTTP transport's connection, checkOwner), 409 as
+// for a second socket of an attached connection, or the resumed
+// connection.
+func (h *Hub) serveResume(w http.ResponseWriter, r *http.Request, req tokenRequest) {
+	if !h.checkOwner(w, r, req) {
 		return
 	}
+	rc := req.c
 	ctx, cancel := context.WithTimeout(r.Context(), takeOverTimeout)
 	defer cancel()
 	if !rc.takeOver(ctx) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"runtime/debug"
 	"slices"
 
 	"github.com/signalhub/signalhub/protocol"
@@ -246,10 +245,7 @@ func (c *conn) sendStream(ctx context.Context, m *method, id string, res any) (e
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			c.hub.log.LogAttrs(c.ctx, slog.LevelError, "hub method stream panicked",
-				slog.String("conn_id", c.id), slog.String("method", m.name),
-				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			err = fmt.Errorf("panic: %v", p)
+			err = c.panicked(m, p)
 		}
 	}()
 	send := func(item reflect.Value) error {

@@ -45,10 +45,9 @@ type httpInput struct {
 	// the reading side uses) has one owner at a time. A POST that finds it
 	// held is answered 409: the official clients never overlap their POSTs.
 	mu         sync.Mutex
-	registered bool    // the handshake succeeded
-	ended      bool    // the connection is ending: POSTs get 404
-	buf        []byte  // a partial record left by the previous POST
-	pooled     *[]byte // buf's pool entry; nil when there is none
+	registered bool      // the handshake succeeded
+	ended      bool      // the connection is ending: POSTs get 404
+	rb         recordBuf // a partial record left by the previous POST
 
 	expired atomic.Bool // the handshake timer fired
 	endOnce sync.Once
@@ -81,7 +80,7 @@ func (in *httpInput) finish() {
 	in.mu.Lock()
 	in.ended = true
 	registered := in.registered
-	in.releaseBuffer()
+	in.rb.release()
 	in.mu.Unlock()
 	c := in.c
 	err := in.endErr
@@ -92,18 +91,6 @@ func (in *httpInput) finish() {
 		}
 	}
 	c.finish(registered, err)
-}
-
-// releaseBuffer returns the partial-record buffer to the pool. The caller
-// holds mu.
-func (in *httpInput) releaseBuffer() {
-	if in.pooled != nil {
-		if n := cap(in.buf); n > 0 && n <= maxPooledReadBuffer {
-			*in.pooled = in.buf[:0]
-		}
-		readBufs.Put(in.pooled)
-	}
-	in.buf, in.pooled = nil, nil
 }
 
 // bodyError is a failure to read a POST body, told apart from the
@@ -118,35 +105,12 @@ func (e bodyError) Unwrap() error { return e.err }
 // when the whole body was accepted, and otherwise the error that ends the
 // connection. The caller holds mu.
 func (in *httpInput) receive(body io.Reader) error {
-	c := in.c
-	maxRecord := c.hub.opts.MaxMessageSize
-	c.lastRecv.Store(c.hub.now())
-	for {
-		if cap(in.buf) == 0 {
-			in.pooled = readBufs.Get().(*[]byte)
-			in.buf = (*in.pooled)[:0]
-		} else if len(in.buf) == cap(in.buf) {
-			in.buf = growReadBuffer(in.buf, maxRecord)
-		}
-		n, rerr := body.Read(in.buf[len(in.buf):cap(in.buf)])
-		var err error
-		if in.buf, err = c.processRecords(in.buf[:len(in.buf)+n], anyFrame, &in.registered); err != nil {
-			return err
-		}
-		if len(in.buf) > maxRecord {
-			return c.failTooLarge()
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return bodyError{rerr}
-		}
+	in.c.lastRecv.Store(in.c.hub.now())
+	_, perr, rerr := in.rb.readFrom(in.c, body, anyFrame, &in.registered)
+	if rerr != nil {
+		return bodyError{rerr}
 	}
-	if len(in.buf) == 0 {
-		in.releaseBuffer()
-	}
-	return nil
+	return perr
 }
 
 // inputOf returns the reading side of a connection on an HTTP transport.
@@ -177,12 +141,9 @@ func (h *Hub) lookupToken(token string) (state tokenState, id string, c *conn) {
 	defer h.mu.RUnlock()
 	e := h.tokens[token]
 	switch {
-	case e == nil:
+	case e == nil, e.expiredAt(time.Now()):
 		return tokenUnknown, "", nil
 	case !e.attached:
-		if time.Now().After(e.expires) {
-			return tokenUnknown, "", nil
-		}
 		return tokenFresh, e.id, nil
 	}
 	if c := h.httpConns[token]; c != nil {
