@@ -174,8 +174,11 @@ var (
 	}
 	// kindNames are indexed by backplane.Kind; 0 stands for the kinds
 	// this version does not know.
-	kindNames = [...]string{"_OTHER", "invocation", "add_to_group", "remove_from_group", "reply",
-		"heartbeat", "query", "client_invocation"}
+	kindNames = [...]string{
+		0: "_OTHER", backplane.Invocation: "invocation", backplane.AddToGroup: "add_to_group",
+		backplane.RemoveFromGroup: "remove_from_group", backplane.Reply: "reply",
+		backplane.Heartbeat: "heartbeat", backplane.Query: "query", backplane.ClientInvocation: "client_invocation",
+	}
 )
 
 // Indexes in statuses.

@@ -546,3 +546,22 @@ func TestAppendJSONFromMsgPack(t *testing.T) {
 	_, err := AppendJSONFromMsgPack(nil, b(0x92, 0x01))
 	assert.ErrorIs(t, err, ErrInvalidMessage, "a truncated value")
 }
+
+// TestAppendJSONFloat: floats from MessagePack are written as encoding/json
+// writes them, exponents included (1e-7, not strconv's 1e-07).
+func TestAppendJSONFloat(t *testing.T) {
+	for _, f := range []float64{0, 123.5, -2.25, 1e-6, 1e-7, -2e-7, 1.5e-9, 1e-300, 1e20, 1e21, 1.5e300} {
+		want, err := json.Marshal(f)
+		require.NoError(t, err)
+		got, err := appendJSONFloat(nil, f, 64)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), "%g", f)
+	}
+	for _, f := range []float32{1.5, 1e-7, 3e21} {
+		want, err := json.Marshal(f)
+		require.NoError(t, err)
+		got, err := appendJSONFloat(nil, float64(f), 32)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), "%g", f)
+	}
+}

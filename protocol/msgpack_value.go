@@ -51,7 +51,9 @@ var mpEncoders = sync.Pool{New: func() any {
 // AppendMsgPackValue appends v encoded as one MessagePack value. Integers
 // take their shortest form, []byte is binary data, time.Time the timestamp
 // extension (which the JavaScript client reads as a Date), json.RawMessage
-// the MessagePack form of its JSON value, and structs are maps whose keys
+// the MessagePack form of its JSON value (when v is one: a json.RawMessage
+// nested in a struct, map or slice is binary data, as for the library
+// below), and structs are maps whose keys
 // are the fields' msgpack tags, else their json tags, else their names.
 // Other values are encoded by github.com/vmihailenco/msgpack/v5, which
 // writes map[string]any, map[string]string and map[string]bool in key
@@ -318,7 +320,16 @@ func appendJSONFloat(dst []byte, f float64, bits int) ([]byte, error) {
 	if abs := math.Abs(f); abs != 0 && (bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21)) {
 		format = 'e'
 	}
-	return strconv.AppendFloat(dst, f, format, -1, bits), nil
+	n := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, bits)
+	if format == 'e' {
+		// encoding/json writes e-07 as e-7.
+		if m := len(dst); m-n >= 4 && dst[m-4] == 'e' && dst[m-3] == '-' && dst[m-2] == '0' {
+			dst[m-2] = dst[m-1]
+			dst = dst[:m-1]
+		}
+	}
+	return dst, nil
 }
 
 // timestampExt is the MessagePack timestamp extension's type.
