@@ -110,25 +110,36 @@ func attachMemoryConns(tb testing.TB, h *Hub, n int, group string, d *delivered)
 // member. The benchmark drains each queue itself after every send, as a
 // writer would, so no goroutine scheduling blurs the figures. Allocations
 // per send must not grow with N.
-func BenchmarkSendToGroup(b *testing.B) { benchSendToGroup(b, nil) }
+func BenchmarkSendToGroup(b *testing.B) { benchSendToGroup(b, nil, groupSizes, attachJSONConns) }
 
-// benchSendToGroup is BenchmarkSendToGroup with a hub built from opts.
-func benchSendToGroup(b *testing.B, opts *Options) {
+// groupSizes are the group sizes of the group-send benchmarks.
+var groupSizes = []int{1, 100, 1000, 10000}
+
+// attachJSONConns is attachMemoryConns with JSON connections only.
+func attachJSONConns(tb testing.TB, h *Hub, n int, group string) ([]*conn, func()) {
+	return attachMemoryConns(tb, h, n, group, nil)
+}
+
+// benchSendToGroup is BenchmarkSendToGroup with a hub built from opts, at
+// the group sizes given, the members attached by attach without writers:
+// after each send it takes every member's queue, which must hold one
+// record, of the member's protocol.
+func benchSendToGroup(b *testing.B, opts *Options, sizes []int, attach func(tb testing.TB, h *Hub, n int, group string) ([]*conn, func())) {
 	payload := strings.Repeat("x", 200)
-	for _, n := range []int{1, 100, 1000, 10000} {
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			h, err := New(opts)
 			if err != nil {
 				b.Fatal(err)
 			}
-			conns, stop := attachMemoryConns(b, h, n, "g", nil)
+			conns, stop := attach(b, h, n, "g")
 			defer stop()
 			ctx := context.Background()
 			drain := func() {
 				for _, c := range conns {
 					batch, _, _ := c.take()
-					if len(batch) != 1 {
-						b.Fatalf("queued %d records, want 1", len(batch))
+					if len(batch) != 1 || (batch[0][0] == '{') == c.proto.binary {
+						b.Fatalf("queued %d records, or of the other protocol", len(batch))
 					}
 					c.giveBack(batch)
 				}

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/signalhub/signalhub/protocol"
@@ -43,6 +42,8 @@ func transportEnded(err error) bool {
 // poll waiting, and queues the records it gets in the client's inbox; the
 // wait methods take them from it. Sends are POSTs.
 type httpClient struct {
+	expect // ExpectInvocation, ExpectResult, ... (expect_test.go)
+
 	f      *fixture
 	sse    bool
 	ID     string
@@ -143,6 +144,7 @@ func (f *fixture) newHTTPClient(t testing.TB, o httpDialOptions) *httpClient {
 		query: o.Query, header: o.Header, hc: o.Client,
 		done: make(chan struct{}), inbox: inbox[received]{ended: "transport ended"},
 	}
+	c.expect = expect{c}
 	if c.hc == nil {
 		c.hc = f.Srv.Client()
 	}
@@ -358,56 +360,6 @@ func (c *httpClient) WaitClosed(ctx context.Context) (readErr, err error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("transport still open: %w; %s", ctx.Err(), c.describe())
 	}
-}
-
-// ExpectResult invokes target and requires a successful Completion whose
-// result equals want as JSON.
-func (c *httpClient) ExpectResult(t testing.TB, want string, target string, args ...any) {
-	t.Helper()
-	res, errMsg, err := c.Invoke(waitCtx(t), target, args...)
-	require.NoError(t, err)
-	require.Empty(t, errMsg, "invoke %s", target)
-	assert.JSONEq(t, want, string(res), "result of %s", target)
-}
-
-// ExpectInvocation requires the next non-Ping message to be a non-blocking
-// Invocation of target whose arguments equal args as JSON.
-func (c *httpClient) ExpectInvocation(t testing.TB, target string, args ...any) {
-	t.Helper()
-	raw, err := c.NextRaw(waitCtx(t))
-	require.NoError(t, err)
-	want, err := invocationRecord("", target, args...)
-	require.NoError(t, err)
-	assert.JSONEq(t, string(bytes.TrimSuffix(want, []byte(rs))), string(raw), "want Invocation of %s", target)
-}
-
-// ExpectMarker requires the next non-Ping message to be the Invocation
-// "Marker" with the argument tag.
-func (c *httpClient) ExpectMarker(t testing.TB, tag string) {
-	t.Helper()
-	c.ExpectInvocation(t, "Marker", tag)
-}
-
-// ExpectClose requires the next non-Ping message to be a Close message
-// and the transport to end after it; it returns the Close message and why
-// the transport ended.
-func (c *httpClient) ExpectClose(t testing.TB) (protocol.Message, error) {
-	t.Helper()
-	raw, err := c.NextRaw(waitCtx(t))
-	require.NoError(t, err)
-	m, err := protocol.DecodeMessage(raw)
-	require.NoError(t, err, "%s", raw)
-	require.Equal(t, protocol.TypeClose, m.Type, "want a Close message, got %s", raw)
-	return m, c.ExpectClosed(t)
-}
-
-// ExpectClosed requires the transport to end and returns why: io.EOF for
-// an event stream, errPolledOut or errPollGone for polls.
-func (c *httpClient) ExpectClosed(t testing.TB) error {
-	t.Helper()
-	readErr, err := c.WaitClosed(waitCtx(t))
-	require.NoError(t, err)
-	return readErr
 }
 
 // markHTTP sends the client a marker through the hub and requires it to be

@@ -278,6 +278,18 @@ func TestNegotiateMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// negotiateRecorded negotiates with hub through a recorder (no network,
+// so that it runs inside a synctest bubble) and returns the token.
+func negotiateRecorded(t *testing.T, hub *signalhub.Hub) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	hub.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/hub/negotiate?negotiateVersion=1", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	var res negotiateResult
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &res))
+	return res.ConnectionToken
+}
+
 func TestNegotiatedTokenExpires(t *testing.T) {
 	t.Parallel()
 	// The hub serves a recorder here, so the clock can be the bubble's.
@@ -288,14 +300,7 @@ func TestNegotiatedTokenExpires(t *testing.T) {
 		require.NoError(t, err)
 		defer hub.Close()
 
-		negotiate := func() string {
-			rec := httptest.NewRecorder()
-			hub.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/hub/negotiate?negotiateVersion=1", nil))
-			require.Equal(t, http.StatusOK, rec.Code)
-			var res negotiateResult
-			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &res))
-			return res.ConnectionToken
-		}
+		negotiate := func() string { return negotiateRecorded(t, hub) }
 		connect := func(token string) int {
 			req := httptest.NewRequest(http.MethodGet, "/hub?id="+token, nil)
 			req.Header.Set("Connection", "Upgrade")

@@ -33,7 +33,7 @@ func (a *atomicMetrics) metrics() *Metrics {
 // set: a send's fan-out calls no hook, so it must cost the same, with the
 // same 2 allocations per send.
 func BenchmarkSendToGroupMetrics(b *testing.B) {
-	benchSendToGroup(b, &Options{Metrics: new(atomicMetrics).metrics()})
+	benchSendToGroup(b, &Options{Metrics: new(atomicMetrics).metrics()}, groupSizes, attachJSONConns)
 }
 
 // BenchmarkSendToGroupDeliveredMetrics is BenchmarkSendToGroupDelivered

@@ -361,6 +361,7 @@ func TestStreamBackpressure(t *testing.T) {
 		t.Fatalf("the producer ended early: %v", err)
 	case <-time.After(200 * time.Millisecond): // a negative check: nothing may happen
 	}
+	assert.Len(t, f.Hub.UserConnections("quiet"), 1, "the client that stopped reading was not closed as a slow consumer")
 	require.NoError(t, f.Hub.DisconnectUser(ctx, "quiet", "bye"))
 	select {
 	case err := <-stopped:

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -658,8 +660,10 @@ func TestShutdownClosesHTTPTransports(t *testing.T) {
 }
 
 // TestHTTPTransportGoroutines counts goroutines: a Long Polling connection
-// holds none between polls, an event stream holds its request's, and none
-// is left once connections close.
+// holds none between polls, and none is left once Long Polling and
+// Server-Sent Events connections close. (While open, an event stream holds
+// its request's goroutine; the process's count cannot tell it from the
+// test client's own, so that is not checked here.)
 func TestHTTPTransportGoroutines(t *testing.T) {
 	// Not parallel: it counts the process's goroutines.
 	opts := lpOptions()
@@ -1007,30 +1011,33 @@ func TestHTTPTransportHandshakeErrors(t *testing.T) {
 }
 
 // TestHTTPTransportExpiredToken: a negotiated token whose transport did
-// not start within NegotiateTimeout starts none, as for WebSockets.
+// not start within NegotiateTimeout starts none, as for WebSockets (see
+// TestNegotiatedTokenExpires: a recorder, so that the clock is the
+// bubble's).
 func TestHTTPTransportExpiredToken(t *testing.T) {
 	t.Parallel()
 	for _, tr := range httpTransports {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
-			opts := lpOptions()
-			opts.NegotiateTimeout = negotiateTimeout
-			f := newFixture(t, opts)
-			by := f.Dial(t, dialOptions{})
-			neg, err := f.negotiate(waitCtx(t), dialOptions{})
-			require.NoError(t, err)
-			// The deadline is at most negotiateTimeout after the answer
-			// arrived here (see the WebSocket case in badinput_test.go).
-			<-time.After(negotiateTimeout + time.Millisecond)
-			h := http.Header{}
-			if tr.sse {
-				h.Set("Accept", "text/event-stream")
-			}
-			status, body, err := f.do(waitCtx(t), http.MethodGet, "", "id="+neg.ConnectionToken, h)
-			require.NoError(t, err)
-			assert.Equal(t, http.StatusNotFound, status)
-			assert.Equal(t, "No Connection with that ID", strings.TrimSpace(string(body)))
-			checkBystander(t, f, by, "after the expired token")
+			synctest.Test(t, func(t *testing.T) {
+				opts := lpOptions()
+				opts.NegotiateTimeout = time.Minute
+				opts.Logger = testLogger(t)
+				hub, err := signalhub.New(opts)
+				require.NoError(t, err)
+				defer hub.Close()
+				token := negotiateRecorded(t, hub)
+				time.Sleep(time.Minute + time.Second) // the bubble's fake clock
+				req := httptest.NewRequest(http.MethodGet, "/hub?id="+token, nil)
+				if tr.sse {
+					req.Header.Set("Accept", "text/event-stream")
+				}
+				rec := httptest.NewRecorder()
+				hub.ServeHTTP(rec, req)
+				assert.Equal(t, http.StatusNotFound, rec.Code)
+				assert.Equal(t, "No Connection with that ID", strings.TrimSpace(rec.Body.String()))
+				assert.Zero(t, hub.Stats())
+			})
 		})
 	}
 }

@@ -482,6 +482,8 @@ func (r received) String() string { return strconv.Quote(string(r.raw)) }
 // wait methods take them from it, bounded by their context, and time out
 // without touching the socket.
 type client struct {
+	expect // ExpectInvocation, ExpectResult, ... (expect_test.go)
+
 	ID    string // connectionId from negotiate; "" with skipNegotiation
 	Token string
 
@@ -498,6 +500,7 @@ type client struct {
 // clients fail on a record split across messages.
 func newClient(t testing.TB, ws *websocket.Conn, read bool) *client {
 	c := &client{ws: ws, done: make(chan struct{}), inbox: inbox[received]{ended: "connection closed"}}
+	c.expect = expect{c}
 	if read {
 		go c.readLoop()
 	} else {
@@ -686,65 +689,4 @@ func (c *client) ExpectNext(t testing.TB) protocol.Message {
 	m, err := c.Next(waitCtx(t))
 	require.NoError(t, err)
 	return m
-}
-
-// ExpectInvocation requires the next non-Ping message to be a non-blocking
-// Invocation of target whose arguments equal args as JSON.
-func (c *client) ExpectInvocation(t testing.TB, target string, args ...any) {
-	t.Helper()
-	raw, err := c.NextRaw(waitCtx(t))
-	require.NoError(t, err)
-	want, err := invocationRecord("", target, args...)
-	require.NoError(t, err)
-	assert.JSONEq(t, string(bytes.TrimSuffix(want, []byte(rs))), string(raw), "want Invocation of %s", target)
-}
-
-// ExpectMarker requires the next non-Ping message to be the Invocation
-// "Marker" with the argument tag. To show that something did not arrive,
-// tests send a marker after it: the marker must come next.
-func (c *client) ExpectMarker(t testing.TB, tag string) {
-	t.Helper()
-	c.ExpectInvocation(t, "Marker", tag)
-}
-
-// ExpectResult invokes target and requires a successful Completion
-// whose result equals want as JSON.
-func (c *client) ExpectResult(t testing.TB, want string, target string, args ...any) {
-	t.Helper()
-	res, errMsg, err := c.Invoke(waitCtx(t), target, args...)
-	require.NoError(t, err)
-	require.Empty(t, errMsg, "invoke %s", target)
-	assert.JSONEq(t, want, string(res), "result of %s", target)
-}
-
-// ExpectError invokes target and requires an error Completion with exactly
-// want.
-func (c *client) ExpectError(t testing.TB, want string, target string, args ...any) {
-	t.Helper()
-	res, errMsg, err := c.Invoke(waitCtx(t), target, args...)
-	require.NoError(t, err)
-	assert.Nil(t, res, "an error Completion carries no result")
-	assert.Equal(t, want, errMsg, "error of %s", target)
-}
-
-// ExpectClose requires the next non-Ping message to be a Close message
-// and the connection to close after it. It returns the Close message and
-// the WebSocket close error.
-func (c *client) ExpectClose(t testing.TB) (protocol.Message, error) {
-	t.Helper()
-	raw, err := c.NextRaw(waitCtx(t))
-	require.NoError(t, err)
-	m, err := protocol.DecodeMessage(raw)
-	require.NoError(t, err, "%s", raw)
-	require.Equal(t, protocol.TypeClose, m.Type, "want a Close message, got %s", raw)
-	return m, c.ExpectClosed(t)
-}
-
-// ExpectClosed requires the connection to close and returns the error
-// that ended the reader.
-func (c *client) ExpectClosed(t testing.TB) error {
-	t.Helper()
-	readErr, err := c.WaitClosed(waitCtx(t))
-	require.NoError(t, err)
-	return readErr
 }

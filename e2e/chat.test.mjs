@@ -10,6 +10,7 @@ import {
   signalR,
   signJwtHS256,
   startChatServer,
+  stopChatServer,
   uniqueName,
   websocketUpgradeStatus,
 } from "./harness.mjs";
@@ -24,16 +25,7 @@ before(async () => {
   server = await startChatServer();
 });
 
-after(async () => {
-  if (!server) return;
-  const crashed = server.unexpectedExit;
-  await server.stop();
-  if (crashed) {
-    throw new Error(
-      `chat server exited during the run (code ${crashed.code}, signal ${crashed.signal})\n--- server output ---\n${server.output}`,
-    );
-  }
-});
+after(() => stopChatServer(server));
 
 // start() resolves once the handshake response arrives, which the server may
 // send just before it adds the connection to its audiences. A completed

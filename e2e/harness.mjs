@@ -60,6 +60,19 @@ function appendCapped(current, chunk) {
   return next.length > MAX_CAPTURED_OUTPUT ? next.slice(next.length - MAX_CAPTURED_OUTPUT) : next;
 }
 
+// Stops a server startChatServer started (nothing when it never started),
+// and fails when it had exited on its own during the run, with its output.
+export async function stopChatServer(server) {
+  if (!server) return;
+  const crashed = server.unexpectedExit;
+  await server.stop();
+  if (crashed) {
+    throw new Error(
+      `chat server exited during the run (code ${crashed.code}, signal ${crashed.signal})\n--- server output ---\n${server.output}`,
+    );
+  }
+}
+
 // Starts examples/chat on a free loopback port and resolves once GET /token answers.
 export async function startChatServer() {
   let bin = process.env.CHAT_BIN;

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
-import { fetchToken, Inbox, signalR, startChatServer, uniqueName } from "./harness.mjs";
+import { fetchToken, Inbox, signalR, startChatServer, stopChatServer, uniqueName } from "./harness.mjs";
 
 const TEST_OPTIONS = { timeout: 20000 };
 const TARGETS = ["ReceiveMessage", "Send", "ReceiveFile"];
@@ -14,16 +14,7 @@ before(async () => {
   server = await startChatServer();
 });
 
-after(async () => {
-  if (!server) return;
-  const crashed = server.unexpectedExit;
-  await server.stop();
-  if (crashed) {
-    throw new Error(
-      `chat server exited during the run (code ${crashed.code}, signal ${crashed.signal})\n--- server output ---\n${server.output}`,
-    );
-  }
-});
+after(() => stopChatServer(server));
 
 // Opens a connection as user (anonymous when null) with the MessagePack
 // protocol, or JSON when json is set; it is stopped when the test ends.
@@ -95,7 +86,7 @@ describe("MessagePack protocol", () => {
       transport: HttpTransportType.ServerSentEvents | HttpTransportType.LongPolling,
       logLevel: logger,
     });
-    assert.equal(selected.at(-1), "LongPolling", `selected: ${selected.join(", ")}`);
+    assert.deepEqual(selected, ["LongPolling"], `selected: ${selected.join(", ")}`);
     assert.equal((await fallback.conn.invoke("WhoAmI")).connectionId, fallback.conn.connectionId);
   });
 

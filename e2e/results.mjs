@@ -4,6 +4,7 @@
 //
 //   {"ev":"confirmed: <result>"}   what the hub method Confirm returned after asking this client
 //   {"ev":"ready"}                 the handlers are in place for the server's own calls
+//   {"ev":"answering later <ms>"}  Later's wait is over: its answer goes out right after
 //   {"ev":"done"}                  after a line on stdin, the client has stopped
 import * as signalR from "@microsoft/signalr";
 
@@ -20,6 +21,7 @@ conn.on("Throw", () => {
 });
 conn.on("Later", async (ms) => {
   await new Promise((resolve) => setTimeout(resolve, ms));
+  emit(`answering later ${ms}`);
   return { waited: ms };
 });
 

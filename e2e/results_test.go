@@ -46,6 +46,7 @@ func TestClientResultsWithOfficialClient(t *testing.T) {
 	later, err := hub.InvokeConnection(ctx, ids[0], "Later", 20)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"waited":20}`, string(later), "an async handler's answer")
+	node.next(t, "answering later 20")
 
 	var ce *signalhub.ClientError
 	_, err = hub.InvokeConnection(ctx, ids[0], "Throw")
@@ -61,6 +62,13 @@ func TestClientResultsWithOfficialClient(t *testing.T) {
 	defer cancelShort()
 	_, err = hub.InvokeConnection(short, ids[0], "Later", 200)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	// The answer comes after the wait gave up; the client's next answer,
+	// sent after it on the same socket, shows it was read and dropped.
+	node.next(t, "answering later 200")
+	answer, err = signalhub.InvokeConnectionAs[string](ctx, hub, ids[0], "Ask", "still there")
+	require.NoError(t, err)
+	assert.Equal(t, "still there!", answer)
+	assert.Len(t, hub.UserConnections("js"), 1, "the late answer did not end the connection")
 
 	_, err = io.WriteString(node.stdin, "done\n")
 	require.NoError(t, err)

@@ -17,7 +17,9 @@ import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 import * as readline from "node:readline";
 
 const url = process.argv[2];
-const protocol = process.argv[3] === "messagepack" ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol();
+const protocols = { json: () => new signalR.JsonHubProtocol(), messagepack: () => new MessagePackHubProtocol() };
+if (!protocols[process.argv[3]]) throw new Error(`unknown hub protocol ${process.argv[3]}: json or messagepack`);
+const protocol = protocols[process.argv[3]]();
 const emit = (ev) => process.stdout.write(JSON.stringify({ ev }) + "\n");
 
 const conn = new signalR.HubConnectionBuilder()

@@ -37,6 +37,7 @@ func testStatefulReconnect(t *testing.T, protocol string) {
 	const total = 300
 	hub, err := signalhub.New(&signalhub.Options{
 		StatefulReconnect: true,
+		Metrics:           protocolCheck(t, protocol),
 		InvocationRate:    -1, // the client sends in bursts
 		OnConnected:       func(c *signalhub.Context) error { connected.Done(); return nil },
 		OnDisconnected:    func(c *signalhub.Context, err error) { disconnected.Done() },

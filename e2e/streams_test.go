@@ -29,6 +29,7 @@ func testStreaming(t *testing.T, protocol string) {
 	cancelled := make(chan error, 1)
 	uploadErr := make(chan error, 1)
 	hub, err := signalhub.New(&signalhub.Options{
+		Metrics: protocolCheck(t, protocol),
 		Methods: map[string]any{
 			"Counter": func(c *signalhub.Context, n int) <-chan int {
 				ch := make(chan int)

@@ -8,6 +8,7 @@ import {
   signalR,
   signJwtHS256,
   startChatServer,
+  stopChatServer,
   uniqueName,
 } from "./harness.mjs";
 
@@ -25,16 +26,7 @@ before(async () => {
   server = await startChatServer();
 });
 
-after(async () => {
-  if (!server) return;
-  const crashed = server.unexpectedExit;
-  await server.stop();
-  if (crashed) {
-    throw new Error(
-      `chat server exited during the run (code ${crashed.code}, signal ${crashed.signal})\n--- server output ---\n${server.output}`,
-    );
-  }
-});
+after(() => stopChatServer(server));
 
 // A client logger that records the transports the client selects, in
 // order, and keeps its warnings and errors for failure messages.

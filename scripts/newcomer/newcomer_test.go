@@ -182,9 +182,9 @@ func TestGoSnippets(t *testing.T) {
 	}{
 		{"a renamed method", "a\nb\n```go\nhub, _ := signalhub.New(nil)\nhub.Mountt(mux, \"/x\")\n```\n", "README.md:5: hub.Mountt undefined"},
 		{"a renamed option", "```go\n_, _ = signalhub.New(&signalhub.Options{Method: nil})\n```\n", "README.md:2: unknown field Method"},
-		{"a wrong argument", "```go\nfunc f(h *signalhub.Hub) error {\n\treturn h.SendToUser(\"alice\", \"M\")\n}\n```\n", "README.md:3: "},
+		{"a wrong argument", "```go\nfunc f(h *signalhub.Hub) error {\n\treturn h.SendToUser(\"alice\", \"M\")\n}\n```\n", "README.md:3: not enough arguments in call to h.SendToUser"},
 		{"a missing package member", "```go\nx := signalhub.NoSuchThing\n```\n", "README.md:2: undefined: signalhub.NoSuchThing"},
-		{"a syntax error", "```go\nx := (\n```\n", "README.md:"},
+		{"a syntax error", "```go\nx := (\n```\n", "README.md:3: expected operand"},
 		{"a broken complete file", "```go\npackage main\n\nfunc main() { missing() }\n```\n", "README.md:4: undefined: missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
