@@ -119,9 +119,6 @@ func (c *Conn) Send(ctx context.Context, target string, args ...any) error {
 	if err := s.write(ctx, out.rec); err != nil {
 		return err
 	}
-	if len(out.uploads) == 0 {
-		return nil
-	}
 	switch e := s.startUploads(ctx, out.uploads).wait(); {
 	case e.failed != nil:
 		return fmt.Errorf("client: send %q: %w", target, e.failed)

@@ -121,34 +121,25 @@ func (c *Conn) prepare(typ protocol.MessageType, blocking bool, target string, a
 	if blocking {
 		out.id = c.newID()
 	}
-	if typ == protocol.TypeInvocation && len(out.uploads) == 0 {
-		rec, err := protocol.AppendInvocationArgs(make([]byte, 0, protocol.SizeHint(target, args)), out.id, target, args)
-		if err != nil {
-			return nil, err
+	// The stream arguments are named in streamIds, not among the arguments.
+	rest, ids := args, []string(nil)
+	if len(out.uploads) > 0 {
+		rest = make([]any, 0, len(args)-len(out.uploads))
+		next := 0 // the next upload among args
+		for i, a := range args {
+			if next < len(out.uploads) && out.uploads[next].arg == i {
+				ids = append(ids, out.uploads[next].id)
+				next++
+				continue
+			}
+			rest = append(rest, a)
 		}
-		out.rec = rec
-		return out, nil
 	}
-	m := &protocol.Message{
-		Type:         typ,
-		InvocationID: out.id,
-		Target:       target,
-		Arguments:    make([]json.RawMessage, 0, len(args)-len(out.uploads)),
+	rec, err := protocol.AppendInvocationStreams(make([]byte, 0, protocol.SizeHint(target, rest)), typ, out.id, target, rest, ids)
+	if err != nil {
+		return nil, err
 	}
-	next := 0 // the next upload among args
-	for i, a := range args {
-		if next < len(out.uploads) && out.uploads[next].arg == i {
-			m.StreamIDs = append(m.StreamIDs, out.uploads[next].id)
-			next++
-			continue
-		}
-		b, err := json.Marshal(a)
-		if err != nil {
-			return nil, fmt.Errorf("encode argument %d: %w", i, err)
-		}
-		m.Arguments = append(m.Arguments, b)
-	}
-	out.rec = protocol.AppendMessage(make([]byte, 0, protocol.SizeHint(target, args)), m)
+	out.rec = rec
 	return out, nil
 }
 
@@ -162,8 +153,12 @@ type uploads struct {
 
 // startUploads starts sending ups on s, which must follow the invocation
 // that names them. ctx ending stops them and completes each unfinished one
-// with an error.
+// with an error. Without streams it returns nil, which finish and wait
+// take as streams that all ended well.
 func (s *session) startUploads(ctx context.Context, ups []*upload) *uploads {
+	if len(ups) == 0 {
+		return nil
+	}
 	u := &uploads{over: make(chan struct{}), results: make([]pumpResult, len(ups))}
 	for i, up := range ups {
 		u.wg.Go(func() { u.results[i] = s.pump(ctx, u.over, up) })
@@ -180,6 +175,9 @@ type uploadsEnd struct {
 
 // wait waits for every stream to end on its own (or with ctx).
 func (u *uploads) wait() uploadsEnd {
+	if u == nil {
+		return uploadsEnd{}
+	}
 	u.wg.Wait()
 	var e uploadsEnd
 	var failed []error
@@ -197,6 +195,9 @@ func (u *uploads) wait() uploadsEnd {
 // finish stops the streams that still run, because the invocation is over,
 // and waits for them. It may be called again.
 func (u *uploads) finish() uploadsEnd {
+	if u == nil {
+		return uploadsEnd{}
+	}
 	u.once.Do(func() { close(u.over) })
 	return u.wait()
 }
@@ -225,7 +226,8 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 	var (
 		end          pumpEnd
 		failed, lost error
-		srcErr       error // the iter.Seq2's error
+		srcErr       error  // the iter.Seq2's error
+		rec          []byte // the record buffer, reused: write sends it before returning
 	)
 	send := func(item reflect.Value) bool {
 		raw, err := json.Marshal(item.Interface())
@@ -233,7 +235,7 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 			end, failed = pumpFailed, fmt.Errorf("stream argument %d: encode item: %w", u.arg, err)
 			return false
 		}
-		rec := protocol.AppendStreamItem(make([]byte, 0, len(raw)+len(u.id)+32), u.id, raw)
+		rec = protocol.AppendStreamItem(rec[:0], u.id, raw) // written before the next item
 		if err := s.write(ctx, rec); err != nil {
 			if ctx.Err() != nil {
 				end = pumpCanceled
@@ -306,25 +308,24 @@ func (s *session) pump(ctx context.Context, over <-chan struct{}, u *upload) pum
 		}
 	}
 
-	var rec []byte
 	switch end {
 	case pumpDone:
-		rec = protocol.AppendStreamCompletion(nil, u.id)
+		rec = protocol.AppendStreamCompletion(rec[:0], u.id)
 	case pumpSrcErr:
 		text := srcErr.Error()
 		if text == "" { // an empty error would read as a plain end
 			text = "client: the stream's iterator yielded an error"
 		}
-		rec = protocol.AppendCompletionError(nil, u.id, text)
+		rec = protocol.AppendCompletionError(rec[:0], u.id, text)
 	case pumpCanceled:
-		rec = protocol.AppendCompletionError(nil, u.id, "client: stream canceled: "+ctx.Err().Error())
+		rec = protocol.AppendCompletionError(rec[:0], u.id, "client: stream canceled: "+ctx.Err().Error())
 	case pumpOver:
 		// A hub method that reads its stream without watching its Context
 		// would wait for the end for good; after the method returned, the
 		// server ignores it.
-		rec = protocol.AppendCompletionError(nil, u.id, "client: stream canceled: the invocation ended")
+		rec = protocol.AppendCompletionError(rec[:0], u.id, "client: stream canceled: the invocation ended")
 	case pumpFailed:
-		rec = protocol.AppendCompletionError(nil, u.id, "client: "+failed.Error())
+		rec = protocol.AppendCompletionError(rec[:0], u.id, "client: "+failed.Error())
 	default: // pumpLost
 		return pumpResult{end: end, lost: lost}
 	}

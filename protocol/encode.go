@@ -65,7 +65,7 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 // AppendInvocation appends an Invocation record. args must be a JSON array
 // (see EncodeArguments). An empty invocationID makes it non-blocking.
 func AppendInvocation(dst []byte, invocationID, target string, args []byte) []byte {
-	dst = appendInvocationHead(dst, invocationID, target)
+	dst = appendInvocationHead(dst, TypeInvocation, invocationID, target)
 	if len(args) == 0 {
 		dst = append(dst, "[]"...)
 	} else {
@@ -74,9 +74,11 @@ func AppendInvocation(dst []byte, invocationID, target string, args []byte) []by
 	return append(dst, '}', RecordSeparator)
 }
 
-// appendInvocationHead appends an Invocation record up to its arguments.
-func appendInvocationHead(dst []byte, invocationID, target string) []byte {
-	dst = append(dst, `{"type":1`...)
+// appendInvocationHead appends an Invocation or StreamInvocation (typ)
+// record up to its arguments.
+func appendInvocationHead(dst []byte, typ MessageType, invocationID, target string) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = strconv.AppendInt(dst, int64(typ), 10)
 	if invocationID != "" {
 		dst = append(dst, `,"invocationId":`...)
 		dst = AppendString(dst, invocationID)
@@ -89,10 +91,27 @@ func appendInvocationHead(dst []byte, invocationID, target string) []byte {
 // AppendInvocationArgs is AppendInvocation encoding args in place, so a
 // record costs one buffer. On error dst is returned unchanged.
 func AppendInvocationArgs(dst []byte, invocationID, target string, args []any) ([]byte, error) {
+	return AppendInvocationStreams(dst, TypeInvocation, invocationID, target, args, nil)
+}
+
+// AppendInvocationStreams is AppendInvocationArgs for an Invocation or a
+// StreamInvocation (typ) whose caller also sends the streams streamIDs
+// (none: no "streamIds" member). On error dst is returned unchanged.
+func AppendInvocationStreams(dst []byte, typ MessageType, invocationID, target string, args []any, streamIDs []string) ([]byte, error) {
 	start := len(dst)
-	dst, err := AppendArguments(appendInvocationHead(dst, invocationID, target), args)
+	dst, err := AppendArguments(appendInvocationHead(dst, typ, invocationID, target), args)
 	if err != nil {
 		return dst[:start], err
+	}
+	if len(streamIDs) > 0 {
+		dst = append(dst, `,"streamIds":[`...)
+		for i, id := range streamIDs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendString(dst, id)
+		}
+		dst = append(dst, ']')
 	}
 	return append(dst, '}', RecordSeparator), nil
 }

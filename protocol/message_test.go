@@ -277,3 +277,18 @@ func TestAppendInvocationArgs(t *testing.T) {
 	require.NoError(t, err)
 	assert.LessOrEqual(t, len(rec), SizeHint("T", []any{raw, long}), "json.RawMessage arguments are sized enough")
 }
+
+func TestAppendInvocationStreams(t *testing.T) {
+	t.Parallel()
+	rec, err := AppendInvocationStreams(nil, TypeStreamInvocation, "3", "Upper", []any{"a<b"}, []string{"1", "2"})
+	require.NoError(t, err)
+	assert.Equal(t, `{"type":4,"invocationId":"3","target":"Upper","arguments":["a<b"],"streamIds":["1","2"]}`+"\x1e", string(rec))
+	m, err := DecodeMessage(rec[:len(rec)-1])
+	require.NoError(t, err)
+	assert.Equal(t, TypeStreamInvocation, m.Type)
+	assert.Equal(t, []string{"1", "2"}, m.StreamIDs)
+
+	rec, err = AppendInvocationStreams([]byte("prefix"), TypeInvocation, "", "T", []any{make(chan int)}, []string{"1"})
+	require.Error(t, err)
+	assert.Equal(t, "prefix", string(rec), "a failed encode leaves dst as it was")
+}
